@@ -112,6 +112,8 @@ impl fmt::Display for Problem {
         if let Some(var) = &self.env_var {
             write!(f, "\n       set it with {var}")?;
             if let Some(key) = &self.key {
+                // Within a list, the file sets the whole list.
+                let key = key.split_once('[').map_or(key.as_str(), |(list, _)| list);
                 write!(f, " or `{key}` in a config file")?;
             }
         }

@@ -469,6 +469,15 @@ impl Config {
                 }
                 _ => {}
             }
+            if let Kind::Missing(_) = error.kind {
+                // A missing table stood in for by a placeholder is reported through
+                // its own missing keys, not as well as a whole.
+                let shown = DisplayPath(&key).to_string();
+                problems.retain(|p: &Problem| {
+                    p.kind != ProblemKind::Missing
+                        || !p.key.as_deref().is_some_and(|k| shown.strip_prefix(k).is_some_and(|r| r.starts_with('.')))
+                });
+            }
             problems.push(self.problem(&error));
             if previous.as_ref() == Some(&key) || !patch(&mut tree, rel, &error.kind) {
                 problems.push(self.hidden(&key));
@@ -476,6 +485,8 @@ impl Config {
             }
             previous = Some(key);
         }
+        // Report in key order, whatever order the target type reads its fields in.
+        problems.sort_by(|a, b| a.key.cmp(&b.key));
         let record = record.unwrap_or_default();
         self.secrets.lock().unwrap_or_else(PoisonError::into_inner).extend(record.secrets);
         let warnings = record
@@ -513,10 +524,14 @@ impl Config {
             Kind::SecretFile(message) => ProblemKind::Source { message: message.clone() },
             other => ProblemKind::Other { message: other.to_string() },
         };
+        let source = match kind {
+            ProblemKind::Missing => None,
+            _ => e.source.map(|s| self.sources.get(s).clone()),
+        };
         Problem {
             key: (!path.is_empty()).then(|| DisplayPath(&path).to_string()),
             env_var: env::var_for_key(&self.prefix, &path),
-            source: e.source.map(|s| self.sources.get(s).clone()),
+            source,
             kind,
         }
     }
@@ -600,12 +615,19 @@ fn patch(tree: &mut Node, rel: &[Seg], kind: &Kind) -> bool {
             _ => false,
         };
     }
-    match tree.get_mut(rel) {
-        Some(node) => {
+    // The deepest node on the path: a list parsed from an env var's text has no
+    // nodes of its own below the text, so the whole text is stood in for.
+    let mut depth = rel.len();
+    while tree.get(&rel[..depth]).is_none() {
+        let Some(up) = depth.checked_sub(1) else { return false };
+        depth = up;
+    }
+    match tree.get_mut(&rel[..depth]) {
+        Some(node) if depth == rel.len() || node.source().is_some_and(|_| !matches!(node, Node::Table(_))) => {
             *node = Node::Placeholder(0);
             true
         }
-        None => false,
+        _ => false,
     }
 }
 

@@ -1,0 +1,13 @@
+//! Integration tests of chassis-config, one module per concern.
+#![allow(missing_docs, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bad_input;
+mod effective;
+mod env_mapping;
+mod layers;
+mod report;
+mod required;
+mod secrets;
+mod sections;
+mod support;
+mod typo_guard;

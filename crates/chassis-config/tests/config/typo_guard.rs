@@ -1,0 +1,50 @@
+//! Point 8: variables with the prefix that map to no field produce a warning.
+
+use serde::Deserialize;
+
+use crate::support::env_loader;
+
+#[derive(Debug, Deserialize)]
+#[allow(dead_code)]
+struct S {
+    #[serde(default)]
+    db: Db,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+#[allow(dead_code)]
+struct Db {
+    password: Option<String>,
+    pool_size: u16,
+}
+
+#[test]
+fn unknown_keys_warn_with_a_suggestion() {
+    let loaded = env_loader(&[("APP_DB__PASWORD", "x"), ("APP_DB__POOL_SIZE", "3"), ("APP_CACHE__TTL", "5")])
+        .extract::<S>()
+        .unwrap();
+    let warnings: Vec<_> = loaded.warnings().iter().map(|w| (w.key(), w.suggestion())).collect();
+    assert_eq!(warnings, [("cache", None), ("db.pasword", Some("db.password"))]);
+    let text = loaded.warnings()[1].to_string();
+    assert!(text.contains("env APP_DB__PASWORD") && text.contains("did you mean `db.password`"), "{text}");
+    assert!(!text.contains('x'.to_string().repeat(1).as_str()) || !text.contains("= x"), "values are not shown");
+}
+
+#[test]
+fn warnings_ride_along_in_a_failed_report() {
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Strict {
+        url: String,
+    }
+    let err = env_loader(&[("APP_UR", "postgres://x")]).extract::<Strict>().unwrap_err();
+    assert_eq!(err.warnings()[0].suggestion(), Some("url"));
+    assert!(err.to_string().contains("did you mean `url`?"), "{err}");
+}
+
+#[test]
+fn unusable_variable_names_warn() {
+    let loaded = env_loader(&[("APP_DB____POOL_SIZE", "3")]).extract::<S>().unwrap();
+    assert_eq!(loaded.warnings()[0].key(), "APP_DB____POOL_SIZE");
+}

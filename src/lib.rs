@@ -1,1 +1,40 @@
-//! x
+//! # chassis
+//!
+//! A Rust microservice chassis: the cross-cutting concerns a new service needs on
+//! day one, as independently usable crates behind one facade.
+//!
+//! ```
+//! # #[cfg(feature = "config")] {
+//! use chassis::config::{Loader, Secret};
+//! use serde::Deserialize;
+//!
+//! #[derive(Debug, Deserialize)]
+//! struct Settings {
+//!     name: String,
+//!     database_url: Secret<String>,
+//! }
+//!
+//! let settings = Loader::new("APP")
+//!     .env([("APP_NAME", "billing"), ("APP_DATABASE_URL", "postgres://db/billing")])
+//!     .extract::<Settings>()
+//!     .unwrap_or_else(|report| report.exit()); // prints every problem, exits 78
+//! assert_eq!(settings.name, "billing");
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! Each crate is re-exported under the name of its feature.
+//!
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `config` | [`config`]: layered, typed configuration with one complete error report, secrets and provenance | Yes |
+//! | `config-yaml` | YAML configuration files | No |
+//! | `config-json` | JSON configuration files | No |
+//! | `full` | Everything above | No |
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub use chassis_config as config;

@@ -182,8 +182,12 @@ impl Loader {
     pub fn extract<T: DeserializeOwned>(self) -> Result<Loaded<T>> {
         let (config, mut problems) = self.build();
         let (value, extract_problems, warnings) = config.extract_at::<T>(&[]);
+        // A value that already failed to read is not checked against rules too.
+        let failed: BTreeSet<String> = extract_problems.iter().filter_map(|p| p.key.clone()).collect();
         problems.extend(extract_problems);
-        problems.extend(config.check_requirements());
+        problems.extend(config.check_requirements().into_iter().filter(|p| {
+            !(matches!(p.kind, ProblemKind::Rule { .. }) && p.key.as_ref().is_some_and(|k| failed.contains(k)))
+        }));
         dedup(&mut problems);
         let mut all_warnings = config.warnings.clone();
         all_warnings.extend(warnings);
@@ -560,6 +564,9 @@ impl Config {
                 Target::Key(_) => env::var_for_key(&self.prefix, &segs),
             };
             let Some(node) = self.merged.get(&segs) else {
+                if req.optional {
+                    continue;
+                }
                 problems.push(Problem { key: Some(key), env_var, source: None, kind: ProblemKind::Missing });
                 continue;
             };

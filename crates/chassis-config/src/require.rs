@@ -30,6 +30,7 @@ pub struct Require {
     pub(crate) target: Target,
     pub(crate) default: Option<Result<serde_json::Value, String>>,
     pub(crate) rules: Vec<Rule>,
+    pub(crate) optional: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -41,7 +42,7 @@ pub(crate) enum Target {
 impl Require {
     /// Requires the key (`db.url`), from any source.
     pub fn key(key: impl Into<String>) -> Self {
-        Self { target: Target::Key(key.into()), default: None, rules: Vec::new() }
+        Self { target: Target::Key(key.into()), default: None, rules: Vec::new(), optional: false }
     }
 
     /// Requires an environment variable. A name under the loader's prefix
@@ -49,13 +50,20 @@ impl Require {
     /// as well; any other name (`DATABASE_URL`) is read into the top-level key
     /// of the same name in lower case (`database_url`).
     pub fn env(var: impl Into<String>) -> Self {
-        Self { target: Target::Env(var.into()), default: None, rules: Vec::new() }
+        Self { target: Target::Env(var.into()), default: None, rules: Vec::new(), optional: false }
     }
 
     /// The value to use when no source sets the key. It has the lowest
     /// precedence of all sources, and the rules apply to it too.
     pub fn default(mut self, value: impl Serialize) -> Self {
         self.default = Some(serde_json::to_value(value).map_err(|e| e.to_string()));
+        self
+    }
+
+    /// Makes the setting optional: absence is fine (the target type's default
+    /// applies), and the rules check the value when a source sets it.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
         self
     }
 

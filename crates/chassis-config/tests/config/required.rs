@@ -72,3 +72,26 @@ fn a_requirement_and_a_field_missing_together_are_reported_once() {
     let err = env_loader(&[]).require(Require::key("db.url")).extract::<S>().unwrap_err();
     assert_eq!(err.problems().len(), 1, "{err}");
 }
+
+#[test]
+fn optional_requirements_check_only_a_present_value() {
+    let ok = env_loader(&[("APP_DB__URL", "postgres://x")])
+        .require(Require::key("db.pool_size").optional().rule(Rule::range(1.0, 100.0)))
+        .extract::<S>();
+    assert!(ok.is_ok());
+    let err = env_loader(&[("APP_DB__URL", "postgres://x"), ("APP_DB__POOL_SIZE", "500")])
+        .require(Require::key("db.pool_size").optional().rule(Rule::range(1.0, 100.0)))
+        .extract::<S>()
+        .unwrap_err();
+    assert!(matches!(err.problems()[0].kind(), ProblemKind::Rule { message } if message.contains("\"500\"")), "{err}");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_not_also_reported_by_its_rules() {
+    let err = env_loader(&[("APP_DB__URL", "postgres://x"), ("APP_DB__POOL_SIZE", "many")])
+        .require(Require::key("db.pool_size").rule(Rule::range(1.0, 100.0)))
+        .extract::<S>()
+        .unwrap_err();
+    assert_eq!(err.problems().len(), 1, "{err}");
+    assert!(matches!(err.problems()[0].kind(), ProblemKind::WrongType { .. }));
+}

@@ -21,14 +21,14 @@ struct Db {
 
 #[test]
 fn unknown_keys_warn_with_a_suggestion() {
-    let loaded = env_loader(&[("APP_DB__PASWORD", "x"), ("APP_DB__POOL_SIZE", "3"), ("APP_CACHE__TTL", "5")])
+    let loaded = env_loader(&[("APP_DB__PASWORD", "hunter2-typo"), ("APP_DB__POOL_SIZE", "3"), ("APP_CACHE__TTL", "5")])
         .extract::<S>()
         .unwrap();
     let warnings: Vec<_> = loaded.warnings().iter().map(|w| (w.key(), w.suggestion())).collect();
     assert_eq!(warnings, [("cache", None), ("db.pasword", Some("db.password"))]);
     let text = loaded.warnings()[1].to_string();
     assert!(text.contains("env APP_DB__PASWORD") && text.contains("did you mean `db.password`"), "{text}");
-    assert!(!text.contains('x'.to_string().repeat(1).as_str()) || !text.contains("= x"), "values are not shown");
+    assert!(!text.contains("hunter2"), "values are not shown: {text}");
 }
 
 #[test]

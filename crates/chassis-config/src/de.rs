@@ -575,7 +575,10 @@ impl<'de> de::SeqAccess<'de> for SeqDe<'_, '_, '_> {
         let Some(item) = self.items.next() else { return Ok(None) };
         let child = self.parent.child(item, Seg::Index(self.index));
         self.index += 1;
-        seed.deserialize(child).map(Some)
+        // A type's own check after reading (`TryFrom`, a custom `Deserialize`)
+        // fails outside the child deserializer: give its error the child's path.
+        let at = child.clone();
+        seed.deserialize(child).map(Some).map_err(|e| at.attach(e))
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -679,7 +682,8 @@ impl<'de> de::MapAccess<'de> for MapDe<'_, '_, '_> {
         };
         let child = self.parent.child(entry.node, Seg::Key(entry.key.clone()));
         if !entry.read_file {
-            return seed.deserialize(child);
+            let at = child.clone();
+            return seed.deserialize(child).map_err(|e| at.attach(e));
         }
         let Node::Str(file, src) = entry.node else { return seed.deserialize(child) };
         child.ctx.record.borrow_mut().secrets.insert(DisplayPath(&child.path).to_string());
@@ -696,7 +700,8 @@ impl<'de> de::MapAccess<'de> for MapDe<'_, '_, '_> {
         let value = content.strip_suffix('\n').map_or(content.as_str(), |v| v.strip_suffix('\r').unwrap_or(v));
         let node = Node::Str(value.to_owned(), *src);
         let secret_child = ValueDe { node: &node, path: child.path.clone(), ctx: child.ctx, secret: true };
-        seed.deserialize(secret_child)
+        let at = secret_child.clone();
+        seed.deserialize(secret_child).map_err(|e| at.attach(e))
     }
 
     fn size_hint(&self) -> Option<usize> {

@@ -136,3 +136,29 @@ fn exit_prints_the_report_and_exits_78() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("configuration is invalid") && stderr.contains("APP_PORT"), "{stderr}");
 }
+
+/// A type that accepts none of the loader's stand-in values.
+#[derive(Debug)]
+struct Url(#[allow(dead_code)] String);
+
+impl<'de> Deserialize<'de> for Url {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.contains("://") { Ok(Self(s)) } else { Err(serde::de::Error::custom("not a URL")) }
+    }
+}
+
+#[test]
+fn a_value_no_stand_in_satisfies_is_reported_and_marked_as_hiding_more() {
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct S {
+        a: Url,
+        b: u16,
+    }
+    let err = Loader::new("APP").no_dir().env([("APP_A", "nope"), ("APP_B", "x")]).extract::<S>().unwrap_err();
+    let kinds: Vec<_> = err.problems().iter().map(|p| (p.key(), p.kind().clone())).collect();
+    assert_eq!(kinds[0], (Some("a"), ProblemKind::Other { message: "not a URL".into() }), "{err}");
+    assert_eq!(kinds[1], (Some("a"), ProblemKind::Hidden), "{err}");
+    assert_eq!(kinds.len(), 2, "{err}");
+}

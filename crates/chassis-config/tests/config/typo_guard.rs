@@ -21,9 +21,10 @@ struct Db {
 
 #[test]
 fn unknown_keys_warn_with_a_suggestion() {
-    let loaded = env_loader(&[("APP_DB__PASWORD", "hunter2-typo"), ("APP_DB__POOL_SIZE", "3"), ("APP_CACHE__TTL", "5")])
-        .extract::<S>()
-        .unwrap();
+    let loaded =
+        env_loader(&[("APP_DB__PASWORD", "hunter2-typo"), ("APP_DB__POOL_SIZE", "3"), ("APP_CACHE__TTL", "5")])
+            .extract::<S>()
+            .unwrap();
     let warnings: Vec<_> = loaded.warnings().iter().map(|w| (w.key(), w.suggestion())).collect();
     assert_eq!(warnings, [("cache", None), ("db.pasword", Some("db.password"))]);
     let text = loaded.warnings()[1].to_string();
@@ -47,4 +48,19 @@ fn warnings_ride_along_in_a_failed_report() {
 fn unusable_variable_names_warn() {
     let loaded = env_loader(&[("APP_DB____POOL_SIZE", "3")]).extract::<S>().unwrap();
     assert_eq!(loaded.warnings()[0].key(), "APP_DB____POOL_SIZE");
+}
+
+#[test]
+fn deny_unknown_fields_turns_a_typo_into_a_problem_and_the_load_goes_on() {
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Strict {
+        url: String,
+        port: u16,
+    }
+    let err = env_loader(&[("APP_URL", "u"), ("APP_PROT", "1"), ("APP_PORT", "x")]).extract::<Strict>().unwrap_err();
+    let keys: Vec<_> = err.problems().iter().map(|p| p.key()).collect();
+    assert_eq!(keys, [Some("port"), Some("prot")], "{err}");
+    assert!(err.problems()[1].to_string().contains("unknown"), "{err}");
 }

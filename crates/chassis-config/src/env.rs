@@ -39,6 +39,10 @@ pub(crate) fn var_for_key(prefix: &str, path: &[Seg]) -> Option<String> {
     any.then_some(var)
 }
 
+fn keys(path: &[String]) -> Vec<Seg> {
+    path.iter().map(|k| Seg::Key(k.clone())).collect()
+}
+
 /// Builds the environment layer.
 pub(crate) fn layer(
     prefix: &str,
@@ -97,6 +101,23 @@ pub(crate) fn layer(
         } else {
             Source::Env { var: name.to_owned() }
         };
+        // `APP_DB=x` next to `APP_DB__URL=y`: a value and a table for one key.
+        // (Sorted order puts the shorter name first.)
+        let shadowed = (1..path.len()).find_map(|n| match tree.get(&keys(&path[..n])) {
+            Some(Node::Str(_, id)) => Some(sources.get(*id).clone()),
+            _ => None,
+        });
+        if let Some(shadowed) = shadowed {
+            problems.push(Problem {
+                key: Some(path.join(".")),
+                env_var: Some(name.to_owned()),
+                source: Some(Source::Env { var: name.to_owned() }),
+                kind: ProblemKind::Source {
+                    message: format!("{name} sets a key below one that {shadowed} sets as a value; unset one of them"),
+                },
+            });
+            continue;
+        }
         let id = sources.add(source);
         tree.insert(&path, Node::Str(value.to_owned(), id));
     }

@@ -111,11 +111,29 @@ fn a_non_utf8_variable_name_under_the_prefix_is_a_problem() {
 }
 
 #[test]
-fn a_top_level_list_file_is_an_error() {
+fn a_value_and_a_table_for_one_key_are_a_problem_not_a_silent_choice() {
+    let err = Loader::new("APP").no_dir().env([("APP_DB", "x"), ("APP_DB__URL", "y")]).extract::<S>().unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!((p.key(), p.env_var()), (Some("db.url"), Some("APP_DB__URL")));
+    assert!(source_message(&err).contains("env APP_DB sets as a value"), "{err}");
+}
+
+#[test]
+fn an_array_of_tables_at_the_top_is_an_unknown_key() {
     let dir = Dir::new();
     dir.write("default.toml", "[[x]]\n");
     // A TOML document is always a table; `x` is simply an unknown key here.
-    assert!(dir.loader().extract::<S>().is_ok());
+    let loaded = dir.loader().extract::<S>().unwrap();
+    assert_eq!(loaded.warnings()[0].key(), "x");
+}
+
+#[cfg(feature = "yaml")]
+#[test]
+fn a_yaml_file_that_is_not_a_table_is_named() {
+    let dir = Dir::new();
+    dir.write("default.yaml", "- a\n- b\n");
+    let message = source_message(&dir.loader().extract::<S>().unwrap_err());
+    assert!(message.contains("default.yaml") && message.contains("malformed"), "{message}");
 }
 
 fn hostile_text() -> impl Strategy<Value = String> {

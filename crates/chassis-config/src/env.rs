@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::error::{Problem, ProblemKind, Warning};
-use crate::node::{Node, Seg};
+use crate::node::{Node, Seg, key_segs};
 use crate::source::{Source, Sources};
 
 /// The variable naming the profile: `<PREFIX>_PROFILE`.
@@ -37,10 +37,6 @@ pub(crate) fn var_for_key(prefix: &str, path: &[Seg]) -> Option<String> {
         any = true;
     }
     any.then_some(var)
-}
-
-fn keys(path: &[String]) -> Vec<Seg> {
-    path.iter().map(|k| Seg::Key(k.clone())).collect()
 }
 
 /// Builds the environment layer.
@@ -103,7 +99,7 @@ pub(crate) fn layer(
         };
         // `APP_DB=x` next to `APP_DB__URL=y`: a value and a table for one key.
         // (Sorted order puts the shorter name first.)
-        let shadowed = (1..path.len()).find_map(|n| match tree.get(&keys(&path[..n])) {
+        let shadowed = (1..path.len()).find_map(|n| match tree.get(&key_segs(&path[..n])) {
             Some(Node::Str(_, id)) => Some(sources.get(*id).clone()),
             _ => None,
         });

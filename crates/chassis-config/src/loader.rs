@@ -14,7 +14,7 @@ use crate::effective::{self, Effective};
 use crate::env;
 use crate::error::{Error, Problem, ProblemKind, Result, Warning};
 use crate::files;
-use crate::node::{DisplayPath, Node, Seg, split_key};
+use crate::node::{DisplayPath, Node, Seg, key_segs, split_key};
 use crate::require::{Require, Target};
 use crate::source::{Source, Sources};
 
@@ -395,7 +395,7 @@ impl Config {
 
     /// Whether any source sets `key` (`"db.url"`).
     pub fn contains(&self, key: &str) -> bool {
-        split_key(key).is_some_and(|path| self.merged.get(&keys(&path)).is_some())
+        split_key(key).is_some_and(|path| self.merged.get(&key_segs(&path)).is_some())
     }
 
     /// Extracts the whole configuration into `T`.
@@ -418,7 +418,7 @@ impl Config {
             let message = format!("{key:?} is not a section name: it needs non-empty parts separated by `.`");
             return Err(Error::new(vec![source_problem(message)], Vec::new()));
         };
-        let (value, problems, warnings) = self.extract_at(&keys(&path));
+        let (value, problems, warnings) = self.extract_at(&key_segs(&path));
         finish(value, problems, warnings)
     }
 
@@ -558,7 +558,7 @@ impl Config {
                 continue;
             };
             let key = path.join(".");
-            let segs = keys(&path);
+            let segs = key_segs(&path);
             let env_var = match &req.target {
                 Target::Env(var) => Some(var.clone()),
                 Target::Key(_) => env::var_for_key(&self.prefix, &segs),
@@ -584,10 +584,6 @@ impl Config {
         }
         problems
     }
-}
-
-fn keys(path: &[String]) -> Vec<Seg> {
-    path.iter().map(|k| Seg::Key(k.clone())).collect()
 }
 
 fn finish<T>(value: Option<T>, problems: Vec<Problem>, warnings: Vec<Warning>) -> Result<T> {

@@ -241,6 +241,11 @@ impl fmt::Display for DisplayPath<'_> {
     }
 }
 
+/// A path of table keys as segments.
+pub(crate) fn key_segs(path: &[String]) -> Vec<Seg> {
+    path.iter().map(|k| Seg::Key(k.clone())).collect()
+}
+
 /// Splits a dotted key (`db.pool_size`) into its parts; `None` for an empty part.
 pub(crate) fn split_key(key: &str) -> Option<Vec<String>> {
     key.split('.').map(|part| (!part.is_empty()).then(|| part.to_owned())).collect()

@@ -1,0 +1,100 @@
+//! [`Config`]: the `log` section.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Logging configuration: the `log` section of a chassis configuration.
+///
+/// Every field has a default, so an empty section is valid.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// The service name, on every line (`service`). Default: `"app"`.
+    pub service: String,
+    /// The service version, on every line (`version`). Default: `""`.
+    pub version: String,
+    /// Output format. Default: `pretty`.
+    pub format: Format,
+    /// Filter directives in `RUST_LOG` syntax (`info,my_crate=debug`). Default: `"info"`.
+    pub filter: String,
+    /// Whether a set `RUST_LOG` overrides [`filter`](Self::filter). Default: `true`.
+    pub use_rust_log: bool,
+    /// Where lines go. Default: `stdout`.
+    pub output: Output,
+    /// Write from a background thread, so logging never blocks on the terminal
+    /// or pipe; nothing is dropped, and the [`Guard`](crate::Guard) flushes on
+    /// drop. Default: `false`.
+    pub non_blocking: bool,
+    /// Static labels on every line: top-level keys in `json`, entries of
+    /// `logging.googleapis.com/labels` in `gcp` (at most 61). Default: none.
+    pub labels: BTreeMap<String, String>,
+    /// The Google Cloud project id; with it, `gcp` lines in a trace context carry
+    /// `logging.googleapis.com/trace`. Default: none.
+    pub gcp_project: Option<String>,
+    /// Longest line in bytes; longer lines have their values cut and carry
+    /// `"truncated":true`. Default: 262144 (256 KiB, Cloud Logging's limit).
+    pub max_line_bytes: usize,
+    /// Log panics as one ERROR line before the default panic hook runs. Default: `true`.
+    pub panic_hook: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            service: "app".into(),
+            version: String::new(),
+            format: Format::default(),
+            filter: "info".into(),
+            use_rust_log: true,
+            output: Output::default(),
+            non_blocking: false,
+            labels: BTreeMap::new(),
+            gcp_project: None,
+            max_line_bytes: 256 * 1024,
+            panic_hook: true,
+        }
+    }
+}
+
+impl Config {
+    /// A config for `service` at `version`, everything else default.
+    pub fn new(service: impl Into<String>, version: impl Into<String>) -> Self {
+        Self { service: service.into(), version: version.into(), ..Self::default() }
+    }
+
+    /// Sets the format.
+    pub fn format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
+    }
+}
+
+/// The shape of each line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Format {
+    /// Multi-line, human-friendly, for local development; colours on a terminal.
+    #[default]
+    Pretty,
+    /// One short line per event, human-readable.
+    Compact,
+    /// One JSON object per line, span fields at the top level.
+    Json,
+    /// One JSON object per line, as Google Cloud Logging's agent reads it.
+    Gcp,
+}
+
+/// Where lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Output {
+    /// Standard output.
+    #[default]
+    Stdout,
+    /// Standard error.
+    Stderr,
+}

@@ -1,0 +1,319 @@
+//! Field visitors: span fields rendered once into a [`SpanContext`], event fields
+//! written straight into the line.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use tracing::field::{Field as TracingField, Visit};
+
+use crate::encode;
+use crate::layer::Reserved;
+
+/// One span field as written: its name and its JSON-encoded value.
+#[derive(Debug, Clone)]
+pub(crate) struct Field {
+    pub(crate) name: &'static str,
+    pub(crate) value: String,
+}
+
+/// A W3C trace context in scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Trace {
+    pub(crate) trace_id: Option<String>,
+    pub(crate) span_id: Option<String>,
+    pub(crate) sampled: Option<bool>,
+}
+
+impl Trace {
+    /// Parses `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`; `None` when
+    /// malformed or when an id is all zeros (invalid by the spec).
+    pub(crate) fn from_traceparent(header: &str) -> Option<Self> {
+        let mut parts = header.trim().split('-');
+        let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+        if !(hex(version, 2) && version != "ff" && hex(trace, 32) && hex(span, 16) && hex(flags, 2)) {
+            return None;
+        }
+        if !(nonzero(trace) && nonzero(span)) || (version == "00" && parts.next().is_some()) {
+            return None;
+        }
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        Some(Self {
+            trace_id: Some(trace.to_ascii_lowercase()),
+            span_id: Some(span.to_ascii_lowercase()),
+            sampled: Some(flags & 1 == 1),
+        })
+    }
+
+    /// Fills what `self` lacks from `outer`.
+    pub(crate) fn inherit(&mut self, outer: &Self) {
+        if self.trace_id.is_none() {
+            self.trace_id.clone_from(&outer.trace_id);
+        }
+        if self.span_id.is_none() {
+            self.span_id.clone_from(&outer.span_id);
+        }
+        if self.sampled.is_none() {
+            self.sampled = outer.sampled;
+        }
+    }
+}
+
+/// Collects a span's own fields (a later record of a name replaces it).
+#[derive(Debug, Default)]
+pub(crate) struct SpanVisitor {
+    pub(crate) fields: Vec<Field>,
+    pub(crate) trace: Trace,
+}
+
+impl SpanVisitor {
+    fn put(&mut self, field: &TracingField, value: String) {
+        let name = field.name();
+        match self.fields.iter_mut().find(|f| f.name == name) {
+            Some(existing) => existing.value = value,
+            None => self.fields.push(Field { name, value }),
+        }
+    }
+}
+
+impl Visit for SpanVisitor {
+    fn record_str(&mut self, field: &TracingField, value: &str) {
+        match field.name() {
+            "traceparent" => {
+                if let Some(trace) = Trace::from_traceparent(value) {
+                    self.trace = trace;
+                }
+            }
+            "trace_id" => self.trace.trace_id = Some(value.to_owned()),
+            "span_id" => self.trace.span_id = Some(value.to_owned()),
+            _ => {}
+        }
+        let mut encoded = String::with_capacity(value.len() + 2);
+        encode::string(&mut encoded, value);
+        self.put(field, encoded);
+    }
+
+    fn record_bool(&mut self, field: &TracingField, value: bool) {
+        if field.name() == "trace_sampled" {
+            self.trace.sampled = Some(value);
+        }
+        self.put(field, if value { "true" } else { "false" }.to_owned());
+    }
+
+    fn record_i64(&mut self, field: &TracingField, value: i64) {
+        self.put(field, value.to_string());
+    }
+
+    fn record_u64(&mut self, field: &TracingField, value: u64) {
+        self.put(field, value.to_string());
+    }
+
+    fn record_i128(&mut self, field: &TracingField, value: i128) {
+        self.put(field, value.to_string());
+    }
+
+    fn record_u128(&mut self, field: &TracingField, value: u128) {
+        self.put(field, value.to_string());
+    }
+
+    fn record_f64(&mut self, field: &TracingField, value: f64) {
+        let mut encoded = String::new();
+        encode::float(&mut encoded, value);
+        self.put(field, encoded);
+    }
+
+    fn record_error(&mut self, field: &TracingField, value: &(dyn StdError + 'static)) {
+        let mut encoded = String::new();
+        encode::display(&mut encoded, value);
+        self.put(field, encoded);
+    }
+
+    fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
+        let mut encoded = String::new();
+        encode::debug(&mut encoded, value);
+        if matches!(field.name(), "traceparent" | "trace_id" | "span_id") {
+            // Recorded with `%` or `?`: strip the quotes of the encoded string.
+            let text = encoded.trim_matches('"').to_owned();
+            self.record_str(field, &text);
+            return;
+        }
+        self.put(field, encoded);
+    }
+}
+
+/// How a field is written in a line: where the line ends, whether values are
+/// capped, which names are taken by the format itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// Longest string value, in bytes; `None` writes values whole.
+    pub(crate) cap: Option<usize>,
+    /// A field that would take the line past this many bytes is left out.
+    pub(crate) limit: usize,
+}
+
+/// Writes `,"name":value`, capping the value and leaving the field out when it
+/// would pass the budget's limit. Returns whether the value was written whole.
+pub(crate) fn write_field(buf: &mut String, name: &str, reserved: &Reserved<'_>, value: &str, budget: Budget) -> bool {
+    let start = buf.len();
+    write_key(buf, name, reserved, budget.cap);
+    let (shown, cut) = budget.cap.map_or((value, false), |cap| encode::cap_literal(value, cap));
+    buf.push_str(shown);
+    if cut {
+        buf.push('"');
+    }
+    if buf.len() > budget.limit {
+        buf.truncate(start);
+        return false;
+    }
+    !cut
+}
+
+/// Writes `,"name":`; a name the format itself uses is written as `field.<name>`.
+#[inline]
+pub(crate) fn write_key(buf: &mut String, name: &str, reserved: &Reserved<'_>, cap: Option<usize>) {
+    let name = encode::field_name(name);
+    buf.push_str(",\"");
+    if reserved.contains(name) {
+        buf.push_str("field.");
+    }
+    let start = buf.len();
+    encode::escape(buf, name);
+    if let Some(cap) = cap {
+        let written = buf.len() - start;
+        if written > cap {
+            let mut literal = String::with_capacity(written + 2);
+            literal.push('"');
+            literal.push_str(&buf[start..]);
+            literal.push('"');
+            let cut = encode::cap_literal(&literal, cap).0.len() - 1;
+            buf.truncate(start + cut);
+        }
+    }
+    buf.push_str("\":");
+}
+
+/// Writes an event's fields straight into the line.
+pub(crate) struct EventVisitor<'a> {
+    pub(crate) buf: &'a mut String,
+    /// Names written so far, to skip duplicates and shadowed span fields.
+    pub(crate) names: &'a mut Vec<&'static str>,
+    pub(crate) reserved: &'a Reserved<'a>,
+    pub(crate) budget: Budget,
+    pub(crate) truncated: bool,
+    pub(crate) message: bool,
+    /// A `log` record: its `log.*` fields are already in the line's metadata.
+    pub(crate) skip_log_fields: bool,
+    /// The source chain of the first error recorded, for `stack_trace`.
+    pub(crate) error_chain: Option<&'a mut String>,
+}
+
+impl EventVisitor<'_> {
+    fn field(&mut self, field: &TracingField, write: impl FnOnce(&mut String)) {
+        let name = field.name();
+        if self.names.contains(&name) || (self.skip_log_fields && name.starts_with("log.")) {
+            return;
+        }
+        self.names.push(name);
+        let is_message = name == "message";
+        let start = self.buf.len();
+        if is_message {
+            self.buf.push_str(",\"message\":");
+        } else {
+            write_key(self.buf, name, self.reserved, self.budget.cap);
+        }
+        let value_start = self.buf.len();
+        write(self.buf);
+        if let Some(cap) = self.budget.cap {
+            let (capped, cut) = encode::cap_literal(&self.buf[value_start..], cap);
+            if cut {
+                let len = value_start + capped.len();
+                self.buf.truncate(len);
+                self.buf.push('"');
+                self.truncated = true;
+            }
+        }
+        if self.buf.len() > self.budget.limit {
+            self.buf.truncate(start);
+            self.truncated = true;
+            return;
+        }
+        self.message |= is_message;
+    }
+}
+
+impl Visit for EventVisitor<'_> {
+    fn record_str(&mut self, field: &TracingField, value: &str) {
+        self.field(field, |buf| encode::string(buf, value));
+    }
+
+    fn record_bool(&mut self, field: &TracingField, value: bool) {
+        self.field(field, |buf| buf.push_str(if value { "true" } else { "false" }));
+    }
+
+    fn record_i64(&mut self, field: &TracingField, value: i64) {
+        self.field(field, |buf| encode::signed(buf, value));
+    }
+
+    fn record_u64(&mut self, field: &TracingField, value: u64) {
+        self.field(field, |buf| encode::digits(buf, value, 1));
+    }
+
+    fn record_i128(&mut self, field: &TracingField, value: i128) {
+        self.field(field, |buf| encode::int(buf, value));
+    }
+
+    fn record_u128(&mut self, field: &TracingField, value: u128) {
+        self.field(field, |buf| encode::int(buf, value));
+    }
+
+    fn record_f64(&mut self, field: &TracingField, value: f64) {
+        self.field(field, |buf| encode::float(buf, value));
+    }
+
+    fn record_error(&mut self, field: &TracingField, value: &(dyn StdError + 'static)) {
+        self.field(field, |buf| encode::display(buf, value));
+        if let Some(chain) = self.error_chain.as_deref_mut() {
+            if chain.is_empty() {
+                use fmt::Write as _;
+                let _ = write!(chain, "{value}");
+                let mut source = value.source();
+                while let Some(cause) = source {
+                    let _ = write!(chain, "\ncaused by: {cause}");
+                    source = cause.source();
+                }
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
+        self.field(field, |buf| encode::debug(buf, value));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_parsing_follows_the_spec() {
+        let t = Trace::from_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(t.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(t.span_id.as_deref(), Some("00f067aa0ba902b7"));
+        assert_eq!(t.sampled, Some(true));
+        let unsampled = Trace::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
+        assert_eq!(unsampled.sampled, Some(false));
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-zzf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(Trace::from_traceparent(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! [`JsonLayer`]: the `json` and `gcp` formats.
+//!
+//! Span fields are rendered once, when the span is created or recorded, into a
+//! ready-to-copy fragment that already holds the fields of every enclosing span
+//! (innermost wins). An event then costs: its own fields, one copy of the
+//! fragment, and one `write` of a reused per-thread buffer.
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::time::SystemTime;
+
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent as _;
+use tracing_subscriber::Layer;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::config::{Config, Format};
+use crate::encode;
+use crate::error::{Error, Result};
+use crate::fields::{Budget, EventVisitor, Field, SpanVisitor, Trace, write_field, write_key};
+use crate::time;
+
+/// Cloud Logging accepts at most 64 labels; three are ours.
+const MAX_STATIC_LABELS: usize = 61;
+
+const GCP_PREFIX: &str = "logging.googleapis.com/";
+
+/// Writes events as one JSON object per line, in the `json` or `gcp` format.
+///
+/// [`init`](crate::init) installs it for those formats; build it yourself to
+/// compose it with other layers or to write somewhere else.
+///
+/// ```
+/// use chassis_log::{Config, Format, JsonLayer};
+/// use tracing_subscriber::prelude::*;
+///
+/// let layer = JsonLayer::new(&Config::new("billing", "1.4.2").format(Format::Gcp), std::io::stderr)?;
+/// let subscriber = tracing_subscriber::registry().with(layer);
+/// tracing::subscriber::with_default(subscriber, || tracing::info!(invoice = 42, "sent"));
+/// # Ok::<(), chassis_log::Error>(())
+/// ```
+pub struct JsonLayer<W> {
+    gcp: bool,
+    writer: W,
+    /// Names the format uses itself; user fields with them get a `field.` prefix.
+    reserved: Vec<String>,
+    /// `json`: `,"service":…,"version":…` and the static labels.
+    json_tail: String,
+    /// `gcp`: `{"service":…` — the start of the labels object.
+    gcp_labels_head: String,
+    /// `gcp`: `,"k":"v"` for each static label.
+    gcp_static_labels: String,
+    /// `gcp`: `,"serviceContext":{…}` for ERROR lines.
+    gcp_service_context: String,
+    project: Option<String>,
+    max_line: usize,
+    clock: fn() -> SystemTime,
+}
+
+impl<W> std::fmt::Debug for JsonLayer<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonLayer")
+            .field("gcp", &self.gcp)
+            .field("project", &self.project)
+            .field("max_line", &self.max_line)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W> JsonLayer<W> {
+    /// A layer in `config.format` (`json` or `gcp`) writing to `writer`.
+    ///
+    /// # Errors
+    /// A non-JSON format, more than 61 static labels, or a line limit under 4 KiB.
+    pub fn new(config: &Config, writer: W) -> Result<Self> {
+        let gcp = match config.format {
+            Format::Json => false,
+            Format::Gcp => true,
+            other => return Err(Error::NotJson(other)),
+        };
+        if gcp && config.labels.len() > MAX_STATIC_LABELS {
+            return Err(Error::TooManyLabels { count: config.labels.len(), max: MAX_STATIC_LABELS });
+        }
+        if config.max_line_bytes < 4096 {
+            return Err(Error::LineLimit(config.max_line_bytes));
+        }
+        let mut service = String::new();
+        encode::string(&mut service, &config.service);
+        let mut version = String::new();
+        encode::string(&mut version, &config.version);
+
+        let mut reserved: Vec<String> = if gcp {
+            ["severity", "time", "message", "serviceContext", "stack_trace", "truncated"].map(String::from).to_vec()
+        } else {
+            ["timestamp", "level", "target", "message", "service", "version", "truncated"].map(String::from).to_vec()
+        };
+        let mut json_tail = format!(",\"service\":{service},\"version\":{version}");
+        let mut gcp_static_labels = String::new();
+        for (key, value) in &config.labels {
+            let target = if gcp { &mut gcp_static_labels } else { &mut json_tail };
+            target.push(',');
+            encode::string(target, key);
+            target.push(':');
+            encode::string(target, value);
+            if !gcp {
+                reserved.push(key.clone());
+            }
+        }
+        Ok(Self {
+            gcp,
+            writer,
+            reserved,
+            json_tail,
+            gcp_labels_head: format!(",\"{GCP_PREFIX}labels\":{{\"service\":{service}"),
+            gcp_static_labels,
+            gcp_service_context: format!(",\"serviceContext\":{{\"service\":{service},\"version\":{version}}}"),
+            project: config.gcp_project.clone().filter(|p| !p.is_empty()),
+            max_line: config.max_line_bytes,
+            clock: SystemTime::now,
+        })
+    }
+
+    /// Replaces the clock that stamps each line (for reproducible output in tests).
+    pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds what a span carries: its fields over its parent's, pre-rendered.
+    fn span_context(&self, parent: Option<&SpanContext>, own: Vec<Field>, own_trace: Trace) -> SpanContext {
+        let mut fields = own.clone();
+        let mut trace = own_trace.clone();
+        if let Some(parent) = parent {
+            fields.extend(parent.fields.iter().filter(|f| !own.iter().any(|o| o.name == f.name)).cloned());
+            trace.inherit(&parent.trace);
+        }
+        let reserved = Reserved(&self.reserved);
+        let mut fragment = String::new();
+        for field in &fields {
+            write_key(&mut fragment, field.name, &reserved, None);
+            fragment.push_str(&field.value);
+        }
+        let mut gcp_labels = String::new();
+        let mut gcp_trace = String::new();
+        if self.gcp {
+            for name in ["job_id", "job_name"] {
+                if let Some(field) = fields.iter().find(|f| f.name == name) {
+                    gcp_labels.push_str(",\"");
+                    gcp_labels.push_str(name);
+                    gcp_labels.push_str("\":");
+                    if field.value.starts_with('"') {
+                        gcp_labels.push_str(&field.value);
+                    } else {
+                        encode::string(&mut gcp_labels, &field.value);
+                    }
+                }
+            }
+            if let (Some(project), Some(trace_id)) = (&self.project, &trace.trace_id) {
+                gcp_trace.push_str(",\"");
+                gcp_trace.push_str(GCP_PREFIX);
+                gcp_trace.push_str("trace\":");
+                encode::display(&mut gcp_trace, &format_args!("projects/{project}/traces/{trace_id}"));
+                if let Some(span_id) = &trace.span_id {
+                    gcp_trace.push_str(",\"");
+                    gcp_trace.push_str(GCP_PREFIX);
+                    gcp_trace.push_str("spanId\":");
+                    encode::string(&mut gcp_trace, span_id);
+                }
+                if let Some(sampled) = trace.sampled {
+                    gcp_trace.push_str(",\"");
+                    gcp_trace.push_str(GCP_PREFIX);
+                    gcp_trace.push_str("trace_sampled\":");
+                    gcp_trace.push_str(if sampled { "true" } else { "false" });
+                }
+            }
+        }
+        SpanContext { own, own_trace, fields, trace, fragment, gcp_labels, gcp_trace }
+    }
+
+    /// Renders one line into `scratch.buf`.
+    fn render(&self, event: &Event<'_>, span: Option<&SpanContext>, scratch: &mut Scratch, budget: Budget) {
+        let Scratch { buf, names, chain, callsites } = scratch;
+        buf.clear();
+        names.clear();
+        chain.clear();
+        // Records of the `log` crate arrive under target `log`; their real
+        // target, file and line are in `log.*` fields.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        let level = *meta.level();
+        let reserved = Reserved(&self.reserved);
+        if self.gcp {
+            buf.push_str("{\"severity\":\"");
+            buf.push_str(severity(level));
+            buf.push_str("\",\"time\":");
+            time::rfc3339(buf, (self.clock)());
+        } else {
+            buf.push_str("{\"timestamp\":");
+            time::rfc3339(buf, (self.clock)());
+            buf.push_str(",\"level\":\"");
+            buf.push_str(level.as_str());
+            buf.push('"');
+            callsite_part(callsites, meta, normalized.is_none(), buf, |part| {
+                part.push_str(",\"target\":");
+                encode::string(part, meta.target());
+            });
+        }
+
+        let mut visitor = EventVisitor {
+            buf,
+            names,
+            reserved: &reserved,
+            budget,
+            truncated: false,
+            message: false,
+            skip_log_fields: normalized.is_some(),
+            error_chain: self.gcp.then_some(&mut *chain),
+        };
+        event.record(&mut visitor);
+        let (mut truncated, message) = (visitor.truncated, visitor.message);
+        if !message {
+            buf.push_str(",\"message\":\"\"");
+        }
+
+        if let Some(span) = span {
+            let shadowed = span.fields.iter().any(|f| names.contains(&f.name));
+            if budget.cap.is_none() && !shadowed {
+                buf.push_str(&span.fragment);
+            } else {
+                for field in span.fields.iter().filter(|f| !names.contains(&f.name)) {
+                    truncated |= !write_field(buf, field.name, &reserved, &field.value, budget);
+                }
+            }
+        }
+
+        if self.gcp {
+            callsite_part(callsites, meta, normalized.is_none(), buf, |part| {
+                if let (Some(file), Some(line)) = (meta.file(), meta.line()) {
+                    part.push_str(",\"");
+                    part.push_str(GCP_PREFIX);
+                    part.push_str("sourceLocation\":{\"file\":");
+                    encode::string(part, file);
+                    part.push_str(",\"line\":\"");
+                    encode::digits(part, u64::from(line), 1);
+                    part.push_str("\",\"function\":");
+                    encode::string(part, meta.module_path().unwrap_or_else(|| meta.target()));
+                    part.push('}');
+                }
+            });
+            buf.push_str(&self.gcp_labels_head);
+            if let Some(span) = span {
+                if budget.cap.is_none() || span.gcp_labels.len() <= 1024 {
+                    buf.push_str(&span.gcp_labels);
+                } else {
+                    truncated = true;
+                }
+            }
+            buf.push_str(&self.gcp_static_labels);
+            buf.push('}');
+            if let Some(span) = span {
+                buf.push_str(&span.gcp_trace);
+            }
+            if level == Level::ERROR {
+                buf.push_str(&self.gcp_service_context);
+            }
+            if !chain.is_empty() {
+                let mut literal = String::with_capacity(chain.len() + 2);
+                encode::string(&mut literal, chain);
+                let tail = Budget { cap: budget.cap.map(|c| c.min(1024)), limit: usize::MAX };
+                truncated |= !write_field(buf, "stack_trace", &Reserved(&[]), &literal, tail);
+            }
+        } else {
+            buf.push_str(&self.json_tail);
+        }
+        if truncated {
+            buf.push_str(",\"truncated\":true");
+        }
+        buf.push_str("}\n");
+    }
+
+    fn emit(&self, event: &Event<'_>, span: Option<&SpanContext>, scratch: &mut Scratch)
+    where
+        W: for<'w> MakeWriter<'w>,
+    {
+        self.render(event, span, scratch, Budget { cap: None, limit: usize::MAX });
+        if scratch.buf.len() > self.max_line {
+            let reserve = self.json_tail.len() + self.gcp_static_labels.len() + 4096;
+            let budget = Budget { cap: Some(self.max_line / 16), limit: self.max_line.saturating_sub(reserve) };
+            self.render(event, span, scratch, budget);
+            if scratch.buf.len() > self.max_line {
+                self.fallback(event, scratch);
+            }
+        }
+        let mut writer = self.writer.make_writer_for(event.metadata());
+        // A closed or full output must not take the service down with it.
+        let _ = writer.write_all(scratch.buf.as_bytes());
+        if scratch.buf.capacity() > 64 * 1024 {
+            // Do not hold on to the memory of one huge line.
+            scratch.buf = String::with_capacity(1024);
+        }
+    }
+
+    /// A line that cannot be cut down to size (huge configured labels): say so.
+    fn fallback(&self, event: &Event<'_>, scratch: &mut Scratch) {
+        let buf = &mut scratch.buf;
+        buf.clear();
+        let level = *event.metadata().level();
+        if self.gcp {
+            buf.push_str("{\"severity\":\"");
+            buf.push_str(severity(level));
+        } else {
+            buf.push_str("{\"level\":\"");
+            buf.push_str(level.as_str());
+        }
+        buf.push_str("\",\"message\":\"log line over max_line_bytes even when cut; dropped\",\"truncated\":true}\n");
+    }
+}
+
+fn severity(level: Level) -> &'static str {
+    match level {
+        Level::TRACE | Level::DEBUG => "DEBUG",
+        Level::INFO => "INFO",
+        Level::WARN => "WARNING",
+        Level::ERROR => "ERROR",
+    }
+}
+
+/// Names a format writes itself.
+pub(crate) struct Reserved<'a>(pub(crate) &'a [String]);
+
+impl Reserved<'_> {
+    #[inline]
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        let first = name.as_bytes().first();
+        name.starts_with(GCP_PREFIX)
+            || self.0.iter().any(|r| r.len() == name.len() && r.as_bytes().first() == first && r == name)
+    }
+}
+
+/// What a span carries, rendered once.
+#[derive(Debug)]
+struct SpanContext {
+    /// The span's own fields and trace, kept to re-render on `record`.
+    own: Vec<Field>,
+    own_trace: Trace,
+    /// Own fields, then inherited ones not shadowed.
+    fields: Vec<Field>,
+    trace: Trace,
+    /// `,"k":v` for every field.
+    fragment: String,
+    /// `gcp`: `,"job_id":"…","job_name":"…"` for the labels object.
+    gcp_labels: String,
+    /// `gcp`: the trace keys, when a project and a trace id are known.
+    gcp_trace: String,
+}
+
+/// Per-thread buffers, reused from event to event.
+#[derive(Default)]
+struct Scratch {
+    buf: String,
+    names: Vec<&'static str>,
+    chain: String,
+    /// The per-callsite part of a line (`target`, or `sourceLocation`), rendered
+    /// once: a small direct-mapped cache keyed by the metadata's address.
+    callsites: Vec<(usize, String)>,
+}
+
+const CALLSITE_SLOTS: usize = 64;
+
+/// Appends the part of a line that depends only on the callsite, from the cache
+/// when `cacheable` (static metadata), rendering it with `render` otherwise.
+fn callsite_part(
+    cache: &mut Vec<(usize, String)>,
+    meta: &tracing::Metadata<'_>,
+    cacheable: bool,
+    buf: &mut String,
+    render: impl FnOnce(&mut String),
+) {
+    if !cacheable {
+        render(buf);
+        return;
+    }
+    if cache.is_empty() {
+        cache.resize(CALLSITE_SLOTS, (0, String::new()));
+    }
+    let key = std::ptr::from_ref(meta) as usize;
+    let slot = &mut cache[(key >> 4) % CALLSITE_SLOTS];
+    if slot.0 != key {
+        slot.1.clear();
+        render(&mut slot.1);
+        slot.0 = key;
+    }
+    buf.push_str(&slot.1);
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl<S, W> Layer<S> for JsonLayer<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut visitor = SpanVisitor::default();
+        attrs.record(&mut visitor);
+        let context = {
+            let parent = span.parent();
+            let parent_ext = parent.as_ref().map(|p| p.extensions());
+            let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
+            self.span_context(parent_ctx, visitor.fields, visitor.trace)
+        };
+        span.extensions_mut().replace(context);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let (own, own_trace) = {
+            let mut ext = span.extensions_mut();
+            let Some(existing) = ext.get_mut::<SpanContext>() else { return };
+            (std::mem::take(&mut existing.own), std::mem::take(&mut existing.own_trace))
+        };
+        let mut visitor = SpanVisitor { fields: own, trace: own_trace };
+        values.record(&mut visitor);
+        let context = {
+            let parent = span.parent();
+            let parent_ext = parent.as_ref().map(|p| p.extensions());
+            let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
+            self.span_context(parent_ctx, visitor.fields, visitor.trace)
+        };
+        span.extensions_mut().replace(context);
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let span = ctx.event_span(event);
+        let ext = span.as_ref().map(|s| s.extensions());
+        let context = ext.as_ref().and_then(|e| e.get::<SpanContext>());
+        let used = SCRATCH.try_with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => {
+                self.emit(event, context, &mut scratch);
+                true
+            }
+            Err(_) => false,
+        });
+        // Re-entered (a field's Debug logs) or during thread teardown: use a fresh buffer.
+        if used != Ok(true) {
+            self.emit(event, context, &mut Scratch::default());
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Points 2 and 3: service fields on every line; job context on every line inside
+//! a job, at the top level, following `.await`, never leaking.
+
+use chassis_log::{Format, in_job, job_span, with_job};
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::support::{config, lines_of, subscriber};
+
+#[test]
+fn every_line_carries_service_version_and_labels() {
+    for format in [Format::Json, Format::Gcp] {
+        let lines = lines_of(&config(format), || {
+            for i in 0..100 {
+                tracing::info!(i, "line");
+            }
+            with_job("j-1", "import", || tracing::warn!("inside"));
+            tracing::error!("after");
+        });
+        assert_eq!(lines.len(), 102);
+        for line in &lines {
+            match format {
+                Format::Gcp => {
+                    let labels = &line["logging.googleapis.com/labels"];
+                    assert_eq!(labels["service"], "billing", "{line:?}");
+                    assert_eq!(labels["team"], "payments", "{line:?}");
+                }
+                _ => {
+                    assert_eq!(line["service"], "billing", "{line:?}");
+                    assert_eq!(line["version"], "1.4.2", "{line:?}");
+                    assert_eq!(line["team"], "payments", "{line:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn span_fields_are_top_level_and_the_innermost_span_wins() {
+    let lines = lines_of(&config(Format::Json), || {
+        let job = job_span("j-42", "import-catalog");
+        let _job = job.enter();
+        let task = tracing::info_span!("task", task = "fetch", exec_id = "e-7", attempt = 2u32, job_name = "override");
+        let _task = task.enter();
+        tracing::info!(rows = 10, "fetched");
+        tracing::info!(attempt = 3, "event fields win over span fields");
+    });
+    assert_eq!(lines.len(), 2);
+    let line = &lines[0];
+    for (key, value) in [
+        ("job_id", json!("j-42")),
+        ("job_name", json!("override")),
+        ("task", json!("fetch")),
+        ("exec_id", json!("e-7")),
+        ("attempt", json!(2)),
+        ("rows", json!(10)),
+        ("message", json!("fetched")),
+    ] {
+        assert_eq!(line[key], value, "{key} in {line:?}");
+    }
+    assert_eq!(lines[1]["attempt"], json!(3));
+    // Exactly one `attempt` key in the raw line (no duplicates).
+}
+
+#[test]
+fn no_job_leaks_into_the_next_call() {
+    // The Python original's bug: one call's job id appeared on the next call's line.
+    let lines = lines_of(&config(Format::Json), || {
+        with_job("j-1", "first", || tracing::info!("in first"));
+        tracing::info!("between jobs");
+        with_job("j-2", "second", || tracing::info!("in second"));
+        tracing::info!("after");
+    });
+    let ids: Vec<_> = lines.iter().map(|l| l.get("job_id").cloned()).collect();
+    assert_eq!(ids, [Some(json!("j-1")), None, Some(json!("j-2")), None]);
+    assert!(lines[1].get("job_name").is_none() && lines[3].get("job_name").is_none());
+}
+
+#[test]
+fn context_follows_await_and_instrumented_spawned_futures() {
+    let (subscriber, capture) = subscriber(&config(Format::Json));
+    let _default = tracing::subscriber::set_default(subscriber);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    rt.block_on(async {
+        let a = in_job("j-a", "alpha", async {
+            tracing::info!("a before");
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            tracing::info!("a after");
+        });
+        let b = tokio::spawn(
+            async {
+                tokio::task::yield_now().await;
+                tracing::info!("b spawned");
+            }
+            .instrument(job_span("j-b", "beta")),
+        );
+        let ((), b) = tokio::join!(a, b);
+        b.unwrap();
+        tracing::info!("outside");
+    });
+    let lines = capture.lines();
+    let by_message = |m: &str| lines.iter().find(|l| l["message"] == m).cloned().unwrap();
+    assert_eq!(by_message("a before")["job_id"], "j-a");
+    assert_eq!(by_message("a after")["job_id"], "j-a");
+    assert_eq!(by_message("b spawned")["job_id"], "j-b");
+    assert!(by_message("outside").get("job_id").is_none());
+}
+
+#[test]
+fn fields_recorded_later_reach_later_lines() {
+    let lines = lines_of(&config(Format::Json), || {
+        let span = tracing::info_span!("task", exec_id = tracing::field::Empty);
+        let _entered = span.enter();
+        tracing::info!("before");
+        span.record("exec_id", "e-9");
+        tracing::info!("after");
+    });
+    assert!(lines[0].get("exec_id").is_none());
+    assert_eq!(lines[1]["exec_id"], "e-9");
+}
+
+#[test]
+fn user_fields_named_like_format_keys_do_not_clobber_them() {
+    let lines = lines_of(&config(Format::Json), || {
+        let span = tracing::info_span!("s", service = "spoof", level = "x");
+        let _entered = span.enter();
+        tracing::info!(timestamp = 5, "hi");
+    });
+    let line = &lines[0];
+    assert_eq!(line["service"], "billing");
+    assert_eq!(line["field.service"], "spoof");
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["field.level"], "x");
+    assert_eq!(line["field.timestamp"], 5);
+}

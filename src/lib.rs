@@ -31,6 +31,7 @@
 //! | `config` | [`config`]: layered, typed configuration with one complete error report, secrets and provenance | Yes |
 //! | `config-yaml` | YAML configuration files | No |
 //! | `config-json` | JSON configuration files | No |
+//! | `log` | [`log`]: structured logs — pretty, compact, JSON or Google Cloud Logging — with service and job context on every line | Yes |
 //! | `full` | Everything above | No |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -38,3 +39,6 @@
 #[cfg(feature = "config")]
 #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub use chassis_config as config;
+#[cfg(feature = "log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "log")))]
+pub use chassis_log as log;

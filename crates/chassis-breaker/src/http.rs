@@ -1,0 +1,225 @@
+//! reqwest integration: a `reqwest-middleware` middleware with a breaker per
+//! host, and a ready client — the drop-in the Python original's
+//! `chassis.get(url)` was.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Extensions;
+use reqwest::{Request, Response, Url};
+use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
+
+use crate::error::Rejected;
+use crate::permit::Outcome;
+use crate::registry::Registry;
+
+/// Decides what an HTTP result says about the server.
+pub trait Classify: Send + Sync + 'static {
+    /// Success, failure, or nothing to say.
+    fn classify(&self, result: &reqwest_middleware::Result<Response>) -> Outcome;
+}
+
+impl<F> Classify for F
+where
+    F: Fn(&reqwest_middleware::Result<Response>) -> Outcome + Send + Sync + 'static,
+{
+    fn classify(&self, result: &reqwest_middleware::Result<Response>) -> Outcome {
+        self(result)
+    }
+}
+
+/// The default HTTP classification: connect errors, timeouts, body and other
+/// transport errors, 5xx, 408 and 429 are failures; other responses, 4xx
+/// included, are successes (the server is healthy); a request that could not
+/// be built, a redirect-policy error or another middleware's error say nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpClassifier;
+
+impl HttpClassifier {
+    /// The default classification of a status code.
+    pub fn status(status: http::StatusCode) -> Outcome {
+        let failing = status.is_server_error()
+            || status == http::StatusCode::REQUEST_TIMEOUT
+            || status == http::StatusCode::TOO_MANY_REQUESTS;
+        if failing { Outcome::Failure } else { Outcome::Success }
+    }
+}
+
+impl Classify for HttpClassifier {
+    fn classify(&self, result: &reqwest_middleware::Result<Response>) -> Outcome {
+        match result {
+            Ok(response) => Self::status(response.status()),
+            Err(reqwest_middleware::Error::Reqwest(e)) if e.is_builder() || e.is_redirect() => Outcome::Ignore,
+            Err(reqwest_middleware::Error::Reqwest(_)) => Outcome::Failure,
+            Err(reqwest_middleware::Error::Middleware(_)) => Outcome::Ignore,
+        }
+    }
+}
+
+/// A per-request classifier, set as a request extension:
+/// `client.get(url).with_extension(ClassifyWith::new(|r: &_| …))`.
+#[derive(Clone)]
+pub struct ClassifyWith(Arc<dyn Classify>);
+
+impl ClassifyWith {
+    /// Wraps a classifier.
+    pub fn new(classify: impl Classify) -> Self {
+        Self(Arc::new(classify))
+    }
+}
+
+impl fmt::Debug for ClassifyWith {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClassifyWith(..)")
+    }
+}
+
+type KeyFn = Arc<dyn Fn(&Url) -> String + Send + Sync>;
+
+/// The default key: scheme, host and port (`https://api.example:443`).
+pub fn host_key(url: &Url) -> String {
+    let port = url.port_or_known_default().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{}://{}{port}", url.scheme(), url.host_str().unwrap_or(""))
+}
+
+/// A key function for a breaker per host and the first `segments` path
+/// segments (`https://api.example:443/v1/orders`), as the Python original kept.
+pub fn path_prefix_key(segments: usize) -> impl Fn(&Url) -> String + Send + Sync + 'static {
+    move |url| {
+        let mut key = host_key(url);
+        for segment in url.path_segments().into_iter().flatten().filter(|s| !s.is_empty()).take(segments) {
+            key.push('/');
+            key.push_str(segment);
+        }
+        key
+    }
+}
+
+/// The `reqwest-middleware` middleware: every request goes through the breaker
+/// of its key; an open breaker fails the request at once with a [`Rejected`].
+///
+/// ```no_run
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = chassis_breaker::client(chassis_breaker::Registry::new(Default::default())?)?;
+/// let response = client.get("http://127.0.0.1:8080/health").send().await;
+/// if let Err(e) = &response {
+///     if let Some(rejected) = chassis_breaker::Rejected::from_reqwest(e) {
+///         println!("not even tried: {rejected}");
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct BreakerMiddleware {
+    registry: Registry,
+    key: KeyFn,
+    classify: Arc<dyn Classify>,
+}
+
+impl fmt::Debug for BreakerMiddleware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerMiddleware").field("registry", &self.registry).finish_non_exhaustive()
+    }
+}
+
+impl BreakerMiddleware {
+    /// Breakers from `registry`, per host, with [`HttpClassifier`].
+    pub fn new(registry: Registry) -> Self {
+        Self { registry, key: Arc::new(host_key), classify: Arc::new(HttpClassifier) }
+    }
+
+    /// Keys requests with `key` instead of [`host_key`] (e.g. [`path_prefix_key`]).
+    #[must_use]
+    pub fn key(mut self, key: impl Fn(&Url) -> String + Send + Sync + 'static) -> Self {
+        self.key = Arc::new(key);
+        self
+    }
+
+    /// Classifies results with `classify` (a request's [`ClassifyWith`] still wins).
+    #[must_use]
+    pub fn classify(mut self, classify: impl Classify) -> Self {
+        self.classify = Arc::new(classify);
+        self
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for BreakerMiddleware {
+    async fn handle(
+        &self,
+        req: Request,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<Response> {
+        let key = (self.key)(req.url());
+        let breaker = self.registry.get(&key).map_err(reqwest_middleware::Error::middleware)?;
+        let permit = breaker.acquire().map_err(reqwest_middleware::Error::middleware)?;
+        let classify = extensions.get::<ClassifyWith>().map(|c| c.0.clone());
+        // If the caller drops this future, the permit is dropped unrecorded:
+        // cancellation says nothing about the server.
+        let result = next.run(req, extensions).await;
+        let outcome = match classify {
+            Some(classify) => classify.classify(&result),
+            None => self.classify.classify(&result),
+        };
+        permit.record(outcome);
+        result
+    }
+}
+
+impl Rejected {
+    /// The rejection inside a `reqwest-middleware` error, if the breaker refused
+    /// the request.
+    pub fn from_reqwest(error: &reqwest_middleware::Error) -> Option<&Rejected> {
+        match error {
+            reqwest_middleware::Error::Middleware(e) => e.downcast_ref::<Rejected>(),
+            reqwest_middleware::Error::Reqwest(_) => None,
+        }
+    }
+}
+
+/// A ready client: a breaker per host from `registry`, and a default request
+/// timeout of the registry's `request_timeout_ms` (5 s by default).
+///
+/// # Errors
+/// When reqwest cannot build a client (its TLS backend failed to initialise).
+pub fn client(registry: Registry) -> Result<ClientWithMiddleware, reqwest::Error> {
+    let timeout = Duration::from_millis(registry.config().request_timeout_ms);
+    let inner = reqwest::Client::builder().timeout(timeout).build()?;
+    Ok(reqwest_middleware::ClientBuilder::new(inner).with(BreakerMiddleware::new(registry)).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        let url = Url::parse("https://api.example/v1/orders/7?x=1").unwrap();
+        assert_eq!(host_key(&url), "https://api.example:443");
+        assert_eq!(path_prefix_key(2)(&url), "https://api.example:443/v1/orders");
+        assert_eq!(host_key(&Url::parse("http://127.0.0.1:8080/").unwrap()), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn status_classification() {
+        use http::StatusCode as S;
+        for (status, outcome) in [
+            (S::OK, Outcome::Success),
+            (S::NOT_FOUND, Outcome::Success),
+            (S::BAD_REQUEST, Outcome::Success),
+            (S::REQUEST_TIMEOUT, Outcome::Failure),
+            (S::TOO_MANY_REQUESTS, Outcome::Failure),
+            (S::INTERNAL_SERVER_ERROR, Outcome::Failure),
+            (S::SERVICE_UNAVAILABLE, Outcome::Failure),
+        ] {
+            assert_eq!(HttpClassifier::status(status), outcome, "{status}");
+        }
+    }
+}

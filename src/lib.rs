@@ -32,10 +32,14 @@
 //! | `config-yaml` | YAML configuration files | No |
 //! | `config-json` | JSON configuration files | No |
 //! | `log` | [`log`]: structured logs — pretty, compact, JSON or Google Cloud Logging — with service and job context on every line | Yes |
+//! | `breaker` | [`breaker`]: a lock-free circuit breaker with a reqwest middleware (a breaker per host) and a tower layer | Yes |
 //! | `full` | Everything above | No |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "breaker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "breaker")))]
+pub use chassis_breaker as breaker;
 #[cfg(feature = "config")]
 #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub use chassis_config as config;

@@ -81,6 +81,9 @@ struct Inner {
     window: Option<Window>,
     /// Whether permits time their call (slow-call policy).
     timed: bool,
+    /// Neither a window nor timing: the closed path is a load to admit and a
+    /// load to report a success.
+    simple: bool,
     listener: Option<Listener>,
     metrics: Metrics,
 }
@@ -95,9 +98,7 @@ struct Metrics {
 
 impl Metrics {
     fn new(name: &Arc<str>) -> Self {
-        let calls = |outcome: &'static str| {
-            metrics::counter!("chassis_breaker_calls_total", "breaker" => name.to_string(), "outcome" => outcome)
-        };
+        let calls = |outcome: &'static str| metrics::counter!("chassis_breaker_calls_total", "breaker" => name.to_string(), "outcome" => outcome);
         Self {
             success: calls("success"),
             failure: calls("failure"),
@@ -154,6 +155,7 @@ impl Builder {
         let inner = Inner {
             window: self.config.failure_rate.as_ref().map(|rate| Window::new(rate.window)),
             timed: self.config.slow_call.is_some(),
+            simple: self.config.slow_call.is_none() && self.config.failure_rate.is_none(),
             name: self.name,
             config: self.config,
             clock: self.clock,
@@ -270,7 +272,7 @@ impl Breaker {
         let bits = self.inner.state.load(Ordering::Acquire);
         // The closed path: one load.
         if state::is_closed(bits) && !self.inner.timed {
-            return Ok(Ticket { generation: state::generation(bits), kind: Kind::Closed, started_ns: 0 });
+            return Ok(Ticket::new(state::generation(bits), Kind::Closed, 0));
         }
         self.inner.acquire_slow(bits)
     }
@@ -316,8 +318,8 @@ impl Breaker {
         let stats = inner.window.as_ref().map(|w| w.stats(word.generation)).unwrap_or_default();
         let (tgen, admitted, succeeded) = split_trials(inner.trials.load(Ordering::Acquire));
         let in_round = word.state == State::HalfOpen && tgen == word.generation;
-        let retry_after = (word.state == State::Open)
-            .then(|| Duration::from_millis(word.deadline_ms.saturating_sub(inner.now_ms())));
+        let retry_after =
+            (word.state == State::Open).then(|| Duration::from_millis(word.deadline_ms.saturating_sub(inner.now_ms())));
         Snapshot {
             state: word.state,
             generation: word.generation,
@@ -351,22 +353,32 @@ impl Breaker {
         self.inner.set(State::Closed);
     }
 
+    #[inline]
     pub(crate) fn record(&self, ticket: Ticket, outcome: Outcome) {
-        self.inner.record(ticket, outcome);
+        let inner = &*self.inner;
+        if inner.simple && ticket.kind() == Kind::Closed && outcome == Outcome::Success {
+            // The closed path: a success writes only when there is a count to clear.
+            inner.metrics.success.increment(1);
+            let (fgen, count) = split_failures(inner.failures.load(Ordering::Acquire));
+            if fgen == ticket.generation() && count > 0 {
+                inner.clear_failures(ticket.generation());
+            }
+            return;
+        }
+        inner.record(ticket, outcome);
     }
 
+    #[inline]
     pub(crate) fn release(&self, ticket: Ticket) {
-        self.inner.release(ticket);
+        if ticket.kind() == Kind::Trial {
+            self.inner.release(ticket);
+        }
     }
 }
 
 impl Inner {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.clock.now().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn now_ns(&self) -> u64 {
-        u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX)
     }
 
     fn reject(&self, state: State, retry_after: Option<Duration>) -> Rejected {
@@ -378,8 +390,8 @@ impl Inner {
     fn acquire_slow(&self, mut bits: u64) -> Result<Ticket, Rejected> {
         loop {
             let word = Word::decode(bits);
-            let started_ns = if self.timed { self.now_ns() } else { 0 };
-            let ticket = |kind| Ok(Ticket { generation: word.generation, kind, started_ns });
+            let started_ms = if self.timed { self.now_ms() } else { 0 };
+            let ticket = |kind| Ok(Ticket::new(word.generation, kind, started_ms));
             match word.state {
                 State::Closed => return ticket(Kind::Closed),
                 State::ForcedClosed => return ticket(Kind::Counted),
@@ -506,25 +518,28 @@ impl Inner {
         }
     }
 
+    #[cold]
     fn record(&self, ticket: Ticket, outcome: Outcome) {
-        if ticket.kind == Kind::Ignored {
+        if ticket.kind() == Kind::Ignored {
             return;
         }
         let slow = self.timed
             && outcome == Outcome::Success
-            && self.config.slow_call.as_ref().is_some_and(|slow| {
-                self.now_ns().saturating_sub(ticket.started_ns) >= slow.threshold_ms.saturating_mul(1_000_000)
-            });
+            && self
+                .config
+                .slow_call
+                .as_ref()
+                .is_some_and(|slow| self.now_ms().saturating_sub(ticket.started_ms()) >= slow.threshold_ms);
         match outcome {
             Outcome::Success => self.metrics.success.increment(1),
             Outcome::Failure => self.metrics.failure.increment(1),
             Outcome::Ignore => self.metrics.ignored.increment(1),
         }
-        match (ticket.kind, outcome) {
+        match (ticket.kind(), outcome) {
             (Kind::Counted | Kind::Ignored, _) => {}
             (_, Outcome::Ignore) => self.release(ticket),
-            (Kind::Closed, _) => self.record_closed(ticket.generation, outcome == Outcome::Failure, slow),
-            (Kind::Trial, _) => self.record_trial(ticket.generation, outcome == Outcome::Failure || slow),
+            (Kind::Closed, _) => self.record_closed(ticket.generation(), outcome == Outcome::Failure, slow),
+            (Kind::Trial, _) => self.record_trial(ticket.generation(), outcome == Outcome::Failure || slow),
         }
     }
 
@@ -539,12 +554,18 @@ impl Inner {
         if failure || slow {
             self.count_failure(generation);
         } else {
-            // A success writes only when there is a count to clear.
-            let bits = self.failures.load(Ordering::Acquire);
-            let (fgen, count) = split_failures(bits);
-            if fgen == generation && count > 0 {
-                let _ = self.failures.compare_exchange(bits, failures(generation, 0), Ordering::AcqRel, Ordering::Relaxed);
-            }
+            self.clear_failures(generation);
+        }
+    }
+
+    /// A success in `generation`: the consecutive-failure count starts over.
+    /// It writes only when there is a count to clear.
+    fn clear_failures(&self, generation: u32) {
+        let bits = self.failures.load(Ordering::Acquire);
+        let (fgen, count) = split_failures(bits);
+        if fgen == generation && count > 0 {
+            // Lost to a concurrent failure: that failure came after, and counts.
+            let _ = self.failures.compare_exchange(bits, failures(generation, 0), Ordering::AcqRel, Ordering::Relaxed);
         }
     }
 
@@ -628,13 +649,13 @@ impl Inner {
 
     /// A permit dropped without an outcome, or ignored: free its trial slot.
     fn release(&self, ticket: Ticket) {
-        if ticket.kind != Kind::Trial {
+        if ticket.kind() != Kind::Trial {
             return;
         }
         let mut bits = self.trials.load(Ordering::Acquire);
         loop {
             let (tgen, admitted, succeeded) = split_trials(bits);
-            if tgen != ticket.generation || admitted <= succeeded {
+            if tgen != ticket.generation() || admitted <= succeeded {
                 return;
             }
             let next = trials(tgen, admitted - 1, succeeded);

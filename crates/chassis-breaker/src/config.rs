@@ -137,7 +137,10 @@ impl Config {
                 return Err(invalid("failure_rate.window", format!("must be 1 to 10000, got {}", rate.window)));
             }
             if rate.min_calls == 0 || rate.min_calls > rate.window {
-                return Err(invalid("failure_rate.min_calls", format!("must be 1 to window ({}), got {}", rate.window, rate.min_calls)));
+                return Err(invalid(
+                    "failure_rate.min_calls",
+                    format!("must be 1 to window ({}), got {}", rate.window, rate.min_calls),
+                ));
             }
         }
         if let Some(slow) = &self.slow_call {
@@ -156,14 +159,20 @@ impl Config {
                 return Err(invalid("backoff.multiplier", format!("must be a number ≥ 1, got {}", backoff.multiplier)));
             }
             if backoff.max_ms < self.open_timeout_ms || backoff.max_ms > MAX_MS {
-                return Err(invalid("backoff.max_ms", format!("must be open_timeout_ms ({}) to {MAX_MS}, got {}", self.open_timeout_ms, backoff.max_ms)));
+                return Err(invalid(
+                    "backoff.max_ms",
+                    format!("must be open_timeout_ms ({}) to {MAX_MS}, got {}", self.open_timeout_ms, backoff.max_ms),
+                ));
             }
             if !(0.0..=1.0).contains(&backoff.jitter) {
                 return Err(invalid("backoff.jitter", format!("must be in [0, 1], got {}", backoff.jitter)));
             }
         }
         if self.half_open_max_calls == 0 || self.half_open_max_calls > u32::from(u16::MAX) {
-            return Err(invalid("half_open_max_calls", format!("must be 1 to 65535, got {}", self.half_open_max_calls)));
+            return Err(invalid(
+                "half_open_max_calls",
+                format!("must be 1 to 65535, got {}", self.half_open_max_calls),
+            ));
         }
         if self.probe_timeout_ms == 0 || self.probe_timeout_ms > MAX_MS {
             return Err(invalid("probe_timeout_ms", format!("must be 1 to {MAX_MS}, got {}", self.probe_timeout_ms)));
@@ -205,15 +214,48 @@ mod tests {
     fn bad_values_name_their_field() {
         let cases: Vec<(Config, &str)> = vec![
             (Config { failure_threshold: 0, ..Config::default() }, "failure_threshold"),
-            (Config { failure_rate: Some(FailureRate { threshold: 1.5, ..FailureRate::default() }), ..Config::default() }, "failure_rate.threshold"),
-            (Config { failure_rate: Some(FailureRate { threshold: f64::NAN, ..FailureRate::default() }), ..Config::default() }, "failure_rate.threshold"),
-            (Config { failure_rate: Some(FailureRate { window: 0, ..FailureRate::default() }), ..Config::default() }, "failure_rate.window"),
-            (Config { failure_rate: Some(FailureRate { min_calls: 101, ..FailureRate::default() }), ..Config::default() }, "failure_rate.min_calls"),
-            (Config { slow_call: Some(SlowCall { threshold_ms: 0, ..SlowCall::default() }), ..Config::default() }, "slow_call.threshold_ms"),
+            (
+                Config {
+                    failure_rate: Some(FailureRate { threshold: 1.5, ..FailureRate::default() }),
+                    ..Config::default()
+                },
+                "failure_rate.threshold",
+            ),
+            (
+                Config {
+                    failure_rate: Some(FailureRate { threshold: f64::NAN, ..FailureRate::default() }),
+                    ..Config::default()
+                },
+                "failure_rate.threshold",
+            ),
+            (
+                Config { failure_rate: Some(FailureRate { window: 0, ..FailureRate::default() }), ..Config::default() },
+                "failure_rate.window",
+            ),
+            (
+                Config {
+                    failure_rate: Some(FailureRate { min_calls: 101, ..FailureRate::default() }),
+                    ..Config::default()
+                },
+                "failure_rate.min_calls",
+            ),
+            (
+                Config { slow_call: Some(SlowCall { threshold_ms: 0, ..SlowCall::default() }), ..Config::default() },
+                "slow_call.threshold_ms",
+            ),
             (Config { open_timeout_ms: 0, ..Config::default() }, "open_timeout_ms"),
-            (Config { backoff: Some(Backoff { multiplier: 0.5, ..Backoff::default() }), ..Config::default() }, "backoff.multiplier"),
-            (Config { backoff: Some(Backoff { max_ms: 5, ..Backoff::default() }), ..Config::default() }, "backoff.max_ms"),
-            (Config { backoff: Some(Backoff { jitter: -0.1, ..Backoff::default() }), ..Config::default() }, "backoff.jitter"),
+            (
+                Config { backoff: Some(Backoff { multiplier: 0.5, ..Backoff::default() }), ..Config::default() },
+                "backoff.multiplier",
+            ),
+            (
+                Config { backoff: Some(Backoff { max_ms: 5, ..Backoff::default() }), ..Config::default() },
+                "backoff.max_ms",
+            ),
+            (
+                Config { backoff: Some(Backoff { jitter: -0.1, ..Backoff::default() }), ..Config::default() },
+                "backoff.jitter",
+            ),
             (Config { half_open_max_calls: 0, ..Config::default() }, "half_open_max_calls"),
             (Config { half_open_max_calls: 70_000, ..Config::default() }, "half_open_max_calls"),
             (Config { probe_timeout_ms: 0, ..Config::default() }, "probe_timeout_ms"),
@@ -229,9 +271,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_caps_and_jitters_within_bounds() {
-        let fixed = Config { backoff: Some(Backoff { multiplier: 2.0, max_ms: 50_000, jitter: 0.0 }), ..Config::default() };
+        let fixed =
+            Config { backoff: Some(Backoff { multiplier: 2.0, max_ms: 50_000, jitter: 0.0 }), ..Config::default() };
         assert_eq!([0, 1, 2, 3, 10].map(|n| fixed.open_timeout(n)), [10_000, 20_000, 40_000, 50_000, 50_000]);
-        let jittered = Config { backoff: Some(Backoff { multiplier: 2.0, max_ms: 50_000, jitter: 0.2 }), ..Config::default() };
+        let jittered =
+            Config { backoff: Some(Backoff { multiplier: 2.0, max_ms: 50_000, jitter: 0.2 }), ..Config::default() };
         for _ in 0..1000 {
             let t = jittered.open_timeout(1);
             assert!((16_000..=24_000).contains(&t), "{t}");

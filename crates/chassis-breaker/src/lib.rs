@@ -1,4 +1,53 @@
 //! A lock-free circuit breaker that understands HTTP.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = chassis_breaker::Registry::new(chassis_breaker::Config::default())?;
+//! let client = chassis_breaker::client(registry)?; // a breaker per host, 5 s request timeout
+//! let response = client.get("http://127.0.0.1:8080/orders").send().await?;
+//! # let _ = response; Ok(()) }
+//! ```
+//!
+//! Closed — calls pass; when consecutive failures reach `failure_threshold`
+//! (or, with [`FailureRate`], the failure rate over the last calls does), the
+//! breaker opens. Open — calls fail at once with [`Rejected`], without running,
+//! for `open_timeout_ms` (optionally [backed off](Backoff) on repeated
+//! re-opens). Half-open — exactly `half_open_max_calls` trial calls pass; if
+//! they all succeed it closes; a single failure re-opens it.
+//!
+//! - **Lock-free and nearly free when closed**: the state, its generation and
+//!   its deadline live in one atomic word; admitting a call in the closed state
+//!   is one atomic load, and a success writes only when there is a failure
+//!   count to clear. No lock and no allocation on any call path.
+//! - **Exact half-open**: a compare-and-swap per trial slot admits exactly
+//!   `half_open_max_calls`, however many callers race.
+//! - **Cancellation-safe permits**: [`Breaker::acquire`] returns a [`Permit`];
+//!   dropped without an outcome (a cancelled future) it frees its slot and
+//!   counts nothing; a trial that never reports back is given up after
+//!   `probe_timeout_ms`; every permit carries the generation it was issued in,
+//!   so a late result from an earlier state is ignored.
+//! - **HTTP-aware**: [`HttpClassifier`] counts connect errors, timeouts, body
+//!   errors, 5xx, 408 and 429 as failures and other 4xx as successes; override
+//!   it per client or per request ([`ClassifyWith`]).
+//! - **Integrations**: a `reqwest-middleware` [`BreakerMiddleware`] with
+//!   breakers per host from a bounded [`Registry`], a ready [`client`], and a
+//!   tower [`BreakerLayer`] whose response future holds the permit.
+//! - **Observable**: [`Breaker::snapshot`], state-change listeners called with
+//!   no lock held, `tracing` events on transitions, and `metrics`:
+//!   `chassis_breaker_calls_total{breaker,outcome}`,
+//!   `chassis_breaker_rejections_total{breaker}`,
+//!   `chassis_breaker_transitions_total{breaker,from,to}`,
+//!   `chassis_breaker_state{breaker}`. Metric handles are registered when a
+//!   breaker is built: install the recorder first.
+//! - **Testable time**: a monotonic [`Clock`], injectable; [`ManualClock`]
+//!   drives every timeout in tests.
+//!
+//! # Features
+//!
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `reqwest` | [`BreakerMiddleware`], [`client`], [`HttpClassifier`] for `reqwest-middleware` | Yes |
+//! | `tower` | [`BreakerLayer`] / [`BreakerService`] | Yes |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -21,9 +70,11 @@ pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use config::{Backoff, Config, FailureRate, SlowCall};
 pub use error::{CallError, Error, Rejected, Result};
 #[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use http::{BreakerMiddleware, Classify, ClassifyWith, HttpClassifier, client, host_key, path_prefix_key};
 pub use permit::{Outcome, Permit};
 pub use registry::{Registry, RegistryBuilder};
 pub use state::State;
 #[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub use tower::{BreakerLayer, BreakerService, Classifier, ErrorIsFailure, HttpStatus, ResponseFuture, ServiceError};

@@ -29,13 +29,50 @@ pub(crate) enum Kind {
     Ignored,
 }
 
-/// What a permit remembers: the generation it was issued in (a result from an
-/// earlier generation is ignored), its kind, and when the call started.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ticket {
-    pub(crate) generation: u32,
-    pub(crate) kind: Kind,
-    pub(crate) started_ns: u64,
+/// What a permit remembers, packed in one word so it travels in a register:
+/// the generation it was issued in (a result from an earlier generation is
+/// ignored), its kind, and when the call started (ms, only with the slow-call
+/// policy).
+///
+/// ```text
+///  63               24 23            3 2    0
+/// +-------------------+---------------+------+
+/// | started ms (40)   | generation 21 | kind |
+/// +-------------------+---------------+------+
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
+
+impl Ticket {
+    #[inline]
+    pub(crate) const fn new(generation: u32, kind: Kind, started_ms: u64) -> Self {
+        let kind = match kind {
+            Kind::Closed => 0,
+            Kind::Trial => 1,
+            Kind::Counted => 2,
+            Kind::Ignored => 3,
+        };
+        Self(kind | (((generation & crate::state::GEN_MASK) as u64) << 3) | (started_ms << 24))
+    }
+
+    #[inline]
+    pub(crate) const fn kind(self) -> Kind {
+        match self.0 & 7 {
+            0 => Kind::Closed,
+            1 => Kind::Trial,
+            2 => Kind::Counted,
+            _ => Kind::Ignored,
+        }
+    }
+
+    #[inline]
+    pub(crate) const fn generation(self) -> u32 {
+        ((self.0 >> 3) as u32) & crate::state::GEN_MASK
+    }
+
+    pub(crate) const fn started_ms(self) -> u64 {
+        self.0 >> 24
+    }
 }
 
 /// The right to make one call through a breaker. Report the outcome with
@@ -56,7 +93,7 @@ impl<B: AsRef<Breaker>> fmt::Debug for Permit<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
             .field("breaker", &self.breaker.as_ref().name())
-            .field("generation", &self.ticket.generation)
+            .field("generation", &self.ticket.generation())
             .field("trial", &self.is_trial())
             .finish()
     }
@@ -70,12 +107,12 @@ impl<B: AsRef<Breaker>> Permit<B> {
 
     /// Whether this is a half-open trial call.
     pub fn is_trial(&self) -> bool {
-        self.ticket.kind == Kind::Trial
+        self.ticket.kind() == Kind::Trial
     }
 
     /// The generation (transition count) the permit was issued in.
     pub fn generation(&self) -> u32 {
-        self.ticket.generation
+        self.ticket.generation()
     }
 
     /// The call succeeded.

@@ -152,7 +152,9 @@ mod tests {
 
     #[test]
     fn words_round_trip() {
-        for state in [State::Closed, State::Open, State::HalfOpen, State::ForcedOpen, State::ForcedClosed, State::Disabled] {
+        for state in
+            [State::Closed, State::Open, State::HalfOpen, State::ForcedOpen, State::ForcedClosed, State::Disabled]
+        {
             for generation in [0, 1, GEN_MASK] {
                 for deadline_ms in [0, 1, 10_000, crate::config::MAX_MS] {
                     let word = Word { state, generation, deadline_ms };

@@ -30,7 +30,8 @@ impl Window {
 
     pub(crate) fn record(&self, generation: u32, failure: bool, slow: bool) {
         let at = self.cursor.fetch_add(1, Ordering::Relaxed) % self.slots.len() as u64;
-        let value = (generation << TAG_SHIFT) | PRESENT | if failure { FAILURE } else { 0 } | if slow { SLOW } else { 0 };
+        let value =
+            (generation << TAG_SHIFT) | PRESENT | if failure { FAILURE } else { 0 } | if slow { SLOW } else { 0 };
         if let Some(slot) = self.slots.get(at as usize) {
             slot.store(value, Ordering::Relaxed);
         }

@@ -9,6 +9,7 @@ mod model;
 mod observe;
 mod permits;
 mod policies;
+mod registry;
 mod support;
 #[cfg(feature = "tower")]
 mod tower;

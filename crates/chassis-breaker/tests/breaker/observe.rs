@@ -57,8 +57,7 @@ fn metrics_count_calls_rejections_transitions_and_state() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
-        let clock = ManualClock::new();
-        let b = Breaker::builder("metered").config(config(2, 1000, 1)).clock(clock.clone()).build().unwrap();
+        let b = Breaker::builder("metered").config(config(2, 1000, 1)).clock(ManualClock::new()).build().unwrap();
         call(&b, Outcome::Success);
         call(&b, Outcome::Failure);
         call(&b, Outcome::Failure);

@@ -80,7 +80,11 @@ fn slow_calls_open_on_their_own_rate() {
     slow_call();
     slow_call();
     let snapshot = b.snapshot();
-    assert_eq!((snapshot.state, snapshot.window_calls, snapshot.window_slow), (State::Closed, 4, 2), "2 slow of 4 = 50%");
+    assert_eq!(
+        (snapshot.state, snapshot.window_calls, snapshot.window_slow),
+        (State::Closed, 4, 2),
+        "2 slow of 4 = 50%"
+    );
     slow_call();
     assert_eq!(b.state(), State::Open, "3 slow of 5 = 60%");
 }

@@ -1,0 +1,123 @@
+//! [`Config`]: the `tasks` section.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::retry::Backoff;
+
+/// Task configuration: the `tasks` section of a chassis configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// The queue (pool) this service sends to and consumes from, by name.
+    /// Required (no default).
+    pub task_pool: String,
+    /// The queue's URL, instead of looking the name up (SQS). Default: none.
+    pub queue_url: Option<String>,
+    /// An endpoint override for local emulators (`http://127.0.0.1:5000`). Default: none.
+    pub endpoint: Option<String>,
+    /// The AWS region; default: from the standard AWS chain.
+    pub region: Option<String>,
+    /// Create the queue when missing (SQS). Default: false.
+    pub create_queue: bool,
+    /// Tasks run at once by one worker. Default: 32.
+    pub concurrency: usize,
+    /// How long a received task stays hidden from other workers, in seconds;
+    /// extended by the heartbeat while the task runs. Default: 120 (the original's).
+    pub visibility_timeout_secs: u64,
+    /// Long-poll wait per receive, in seconds (≤ 20). Default: 10.
+    pub wait_time_secs: u64,
+    /// Failures before a task is given up (its `on_fail` task sent). Default: 10 (the original's).
+    pub max_failures: u32,
+    /// The default retry backoff. Default: exponential from 10 s, capped at 15 min.
+    pub backoff: Backoff,
+    /// Receives of a task with no registered handler before it is dead-lettered. Default: 50.
+    pub unknown_task_receives: u32,
+    /// How long a task with no handler is postponed each time, in seconds. Default: 10.
+    pub unknown_task_delay_secs: u64,
+    /// The dead-letter queue: malformed, unknown and exhausted tasks go there with
+    /// the reason. Without one they are left to the queue's own redrive policy.
+    /// Default: none.
+    pub dead_letter_queue: Option<String>,
+    /// An execution timeout for every task, in seconds. Default: none.
+    pub task_timeout_secs: Option<u64>,
+    /// How long in-flight tasks may run on after shutdown begins, in seconds. Default: 30.
+    pub shutdown_deadline_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            task_pool: String::new(),
+            queue_url: None,
+            endpoint: None,
+            region: None,
+            create_queue: false,
+            concurrency: 32,
+            visibility_timeout_secs: 120,
+            wait_time_secs: 10,
+            max_failures: 10,
+            backoff: Backoff::default(),
+            unknown_task_receives: 50,
+            unknown_task_delay_secs: 10,
+            dead_letter_queue: None,
+            task_timeout_secs: None,
+            shutdown_deadline_secs: 30,
+        }
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidConfig { field, reason: reason.into() }
+}
+
+impl Config {
+    /// A config for the pool `task_pool`, everything else default.
+    pub fn new(task_pool: impl Into<String>) -> Self {
+        Self { task_pool: task_pool.into(), ..Self::default() }
+    }
+
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        if self.task_pool.trim().is_empty() && self.queue_url.is_none() {
+            return Err(invalid("task_pool", "is required (the queue name)"));
+        }
+        if !(1..=10_000).contains(&self.concurrency) {
+            return Err(invalid("concurrency", format!("must be 1 to 10000, got {}", self.concurrency)));
+        }
+        if !(1..=43_200).contains(&self.visibility_timeout_secs) {
+            return Err(invalid(
+                "visibility_timeout_secs",
+                format!("must be 1 to 43200, got {}", self.visibility_timeout_secs),
+            ));
+        }
+        if self.wait_time_secs > 20 {
+            return Err(invalid("wait_time_secs", format!("must be 0 to 20, got {}", self.wait_time_secs)));
+        }
+        if self.max_failures == 0 {
+            return Err(invalid("max_failures", "must be at least 1"));
+        }
+        self.backoff.validate().map_err(|reason| invalid("backoff", reason))?;
+        if self.unknown_task_receives == 0 {
+            return Err(invalid("unknown_task_receives", "must be at least 1"));
+        }
+        if self.task_timeout_secs == Some(0) {
+            return Err(invalid("task_timeout_secs", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn visibility(&self) -> Duration {
+        Duration::from_secs(self.visibility_timeout_secs)
+    }
+
+    pub(crate) fn wait(&self) -> Duration {
+        Duration::from_secs(self.wait_time_secs)
+    }
+}

@@ -1,0 +1,181 @@
+//! [`Producer`]: sends tasks.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::OnceCell;
+
+use crate::error::{Error, Result};
+use crate::queue::{MAX_BATCH, MAX_DELAY, Outgoing, Queue};
+use crate::wire::{self, JobRef};
+
+/// Sends tasks to a queue. Cheap to clone if the queue is.
+#[derive(Debug, Clone)]
+pub struct Producer<Q> {
+    queue: Q,
+    max_size: std::sync::Arc<OnceCell<usize>>,
+    clock: fn() -> SystemTime,
+}
+
+/// A task to send: built with [`Producer::task`], sent with [`Task::send`].
+#[derive(Debug, Clone)]
+#[must_use = "a task is sent only by `.send().await`"]
+pub struct Task {
+    name: String,
+    attributes: std::result::Result<serde_json::Value, String>,
+    delay: Duration,
+    when: Option<SystemTime>,
+    job: Option<JobRef>,
+    fifo: Option<(String, String)>,
+}
+
+impl Task {
+    /// A task `name` with `attributes` (any `Serialize`: the JSON body).
+    pub fn new(name: impl Into<String>, attributes: &impl Serialize) -> Self {
+        Self {
+            name: name.into(),
+            attributes: serde_json::to_value(attributes).map_err(|e| e.to_string()),
+            delay: Duration::ZERO,
+            when: None,
+            job: None,
+            fifo: None,
+        }
+    }
+
+    /// Runs no sooner than `delay` from now.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Runs no sooner than `when`. Beyond SQS's 15-minute delay limit the
+    /// message is hidden again on each receive until then (as the original did).
+    pub fn at(mut self, when: SystemTime) -> Self {
+        self.when = Some(when);
+        self
+    }
+
+    /// The job the task belongs to (`job_id` / `job_name` attributes).
+    pub fn job(mut self, id: impl Into<String>, name: impl Into<String>) -> Self {
+        self.job = Some(JobRef { id: id.into(), name: name.into() });
+        self
+    }
+
+    /// FIFO queues: the message group and deduplication id.
+    pub fn fifo(mut self, group_id: impl Into<String>, dedup_id: impl Into<String>) -> Self {
+        self.fifo = Some((group_id.into(), dedup_id.into()));
+        self
+    }
+
+    /// The message, with a new execution id.
+    fn message(&self, now: SystemTime) -> Result<(Outgoing, String)> {
+        let attributes = self.attributes.as_ref().map_err(|reason| Error::Serialize {
+            task: self.name.clone(),
+            source: <serde_json::Error as serde::ser::Error>::custom(reason),
+        })?;
+        let exec_id = uuid::Uuid::new_v4().to_string();
+        let when = self.when.unwrap_or(now + self.delay);
+        let delay = when.duration_since(now).unwrap_or_default().max(self.delay).min(MAX_DELAY);
+        let message = wire::encode(&self.name, attributes, &exec_id, when, self.job.as_ref())
+            .map_err(|source| Error::Serialize { task: self.name.clone(), source })?
+            .delay(delay);
+        let message = match &self.fifo {
+            Some((group, dedup)) => message.fifo(group, dedup),
+            None => message,
+        };
+        Ok((message, exec_id))
+    }
+}
+
+impl<Q: Queue> Producer<Q> {
+    /// A producer sending to `queue`.
+    pub fn new(queue: Q) -> Self {
+        Self { queue, max_size: std::sync::Arc::new(OnceCell::new()), clock: SystemTime::now }
+    }
+
+    /// Replaces the wall clock that stamps `when` (for tests on a paused clock).
+    #[must_use]
+    pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &Q {
+        &self.queue
+    }
+
+    /// A task `name` with `attributes`, to configure and send.
+    pub fn task(&self, name: impl Into<String>, attributes: &impl Serialize) -> Task {
+        Task::new(name, attributes)
+    }
+
+    /// The queue's `MaximumMessageSize`, read once.
+    async fn max_size(&self) -> Result<usize> {
+        let size =
+            self.max_size.get_or_try_init(|| async { self.queue.attributes().await.map(|a| a.max_message_size) });
+        Ok(*size.await?)
+    }
+
+    /// Sends `task`; returns its execution id.
+    ///
+    /// # Errors
+    /// [`Error::Serialize`], [`Error::TooLarge`] (checked before sending), or the queue's error.
+    pub async fn send(&self, task: Task) -> Result<String> {
+        let (message, exec_id) = task.message((self.clock)())?;
+        let max = self.max_size().await?;
+        if message.size() > max {
+            return Err(Error::TooLarge { task: task.name, size: message.size(), max });
+        }
+        self.queue.send(message).await?;
+        Ok(exec_id)
+    }
+
+    /// Sends many tasks in batches of 10; returns each one's execution id or error, in order.
+    ///
+    /// # Errors
+    /// Only when the queue's attributes cannot be read; each task's own failure is in its entry.
+    pub async fn send_all(&self, tasks: Vec<Task>) -> Result<Vec<Result<String>>> {
+        let max = self.max_size().await?;
+        let mut results: Vec<Result<String>> = Vec::with_capacity(tasks.len());
+        for chunk in tasks.chunks(MAX_BATCH) {
+            let mut batch = Vec::with_capacity(chunk.len());
+            let mut slots = Vec::with_capacity(chunk.len());
+            for task in chunk {
+                match task.message((self.clock)()) {
+                    Ok((message, _)) if message.size() > max => {
+                        slots.push(Err(Error::TooLarge { task: task.name.clone(), size: message.size(), max }));
+                    }
+                    Ok((message, exec_id)) => {
+                        batch.push(message);
+                        slots.push(Ok(exec_id));
+                    }
+                    Err(e) => slots.push(Err(e)),
+                }
+            }
+            let mut sent = if batch.is_empty() {
+                Vec::new().into_iter()
+            } else {
+                match self.queue.send_batch(batch).await {
+                    Ok(entries) => entries.into_iter(),
+                    Err(e) => {
+                        // The whole call failed: every entry of the chunk did.
+                        let n = slots.iter().filter(|s| s.is_ok()).count();
+                        (0..n).map(|_| Err(e.clone())).collect::<Vec<_>>().into_iter()
+                    }
+                }
+            };
+            for slot in slots {
+                results.push(match slot {
+                    Ok(exec_id) => match sent.next() {
+                        Some(Ok(_)) => Ok(exec_id),
+                        Some(Err(e)) => Err(Error::Queue(e)),
+                        None => Err(Error::Queue(crate::queue::QueueError::Other("missing batch entry result".into()))),
+                    },
+                    Err(e) => Err(e),
+                });
+            }
+        }
+        Ok(results)
+    }
+}

@@ -1,0 +1,184 @@
+//! The message format shared with the Python original (`samba_chassis`), so
+//! Rust and Python services can share a task pool:
+//!
+//! - body: the JSON of the task's attributes;
+//! - String message attributes `task_name`, `exec_id` (a UUID v4), `when`
+//!   (`%d/%m/%y %H:%M:%S`, UTC), `job_id` and `job_name` (`"unknown"` when the
+//!   task belongs to no job; a missing one, or `"unknown"`, reads as none).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::queue::{Message, Outgoing};
+
+/// Attribute: the task's name.
+pub const TASK_NAME: &str = "task_name";
+/// Attribute: this execution's id.
+pub const EXEC_ID: &str = "exec_id";
+/// Attribute: when the task should run.
+pub const WHEN: &str = "when";
+/// Attribute: the job the task belongs to.
+pub const JOB_ID: &str = "job_id";
+/// Attribute: the name of that job.
+pub const JOB_NAME: &str = "job_name";
+/// The value of `job_id` / `job_name` for a task outside any job.
+pub const UNKNOWN: &str = "unknown";
+
+/// The job a task belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRef {
+    /// The job's id.
+    pub id: String,
+    /// The job's name.
+    pub name: String,
+}
+
+/// A task message, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// The task's name.
+    pub task: String,
+    /// The execution id.
+    pub exec_id: String,
+    /// When the task should run (absent or unreadable: now).
+    pub when: Option<SystemTime>,
+    /// The job, if the task belongs to one.
+    pub job: Option<JobRef>,
+    /// The task's attributes.
+    pub attributes: serde_json::Value,
+}
+
+/// Why a message is not a task.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// No `task_name` attribute.
+    #[error("the message has no task_name attribute")]
+    NoTaskName,
+    /// The body is not JSON.
+    #[error("the message body is not JSON: {0}")]
+    Body(String),
+}
+
+pub(crate) fn encode(
+    task: &str,
+    attributes: &serde_json::Value,
+    exec_id: &str,
+    when: SystemTime,
+    job: Option<&JobRef>,
+) -> Result<Outgoing, serde_json::Error> {
+    let body = serde_json::to_string(attributes)?;
+    let mut attrs = BTreeMap::new();
+    attrs.insert(TASK_NAME.to_owned(), task.to_owned());
+    attrs.insert(EXEC_ID.to_owned(), exec_id.to_owned());
+    attrs.insert(WHEN.to_owned(), format_when(when));
+    attrs.insert(JOB_ID.to_owned(), job.map_or(UNKNOWN, |j| j.id.as_str()).to_owned());
+    attrs.insert(JOB_NAME.to_owned(), job.map_or(UNKNOWN, |j| j.name.as_str()).to_owned());
+    Ok(Outgoing::new(body).attributes(attrs))
+}
+
+pub(crate) fn decode(message: &Message) -> Result<Envelope, Malformed> {
+    let task = message.attributes.get(TASK_NAME).filter(|t| !t.is_empty()).ok_or(Malformed::NoTaskName)?.clone();
+    let attributes = serde_json::from_str(&message.body).map_err(|e| Malformed::Body(e.to_string()))?;
+    let known = |key: &str| message.attributes.get(key).filter(|v| !v.is_empty() && v.as_str() != UNKNOWN).cloned();
+    let job = match (known(JOB_ID), known(JOB_NAME)) {
+        (Some(id), name) => Some(JobRef { id, name: name.unwrap_or_else(|| UNKNOWN.to_owned()) }),
+        (None, _) => None,
+    };
+    Ok(Envelope {
+        task,
+        exec_id: message.attributes.get(EXEC_ID).cloned().unwrap_or_default(),
+        when: message.attributes.get(WHEN).and_then(|w| parse_when(w)),
+        job,
+        attributes,
+    })
+}
+
+/// `dd/mm/yy HH:MM:SS` in UTC, as Python's `strftime("%d/%m/%y %H:%M:%S")`.
+pub fn format_when(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let mut out = String::with_capacity(17);
+    let _ = write!(
+        out,
+        "{day:02}/{month:02}/{:02} {:02}:{:02}:{:02}",
+        year.rem_euclid(100),
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
+    out
+}
+
+/// Parses `dd/mm/yy HH:MM:SS` (UTC; two-digit years are 2000–2099).
+pub fn parse_when(text: &str) -> Option<SystemTime> {
+    let (date, time) = text.trim().split_once(' ')?;
+    let mut d = date.split('/').map(|p| p.parse::<u32>().ok());
+    let (day, month, year) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (t.next()??, t.next()??, t.next()??);
+    if d.next().is_some() || t.next().is_some() || !(1..=12).contains(&month) || day == 0 || day > 31 {
+        return None;
+    }
+    if year > 99 || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let days = days_from_civil(2000 + i64::from(year), month, day);
+    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + s;
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Howard Hinnant's days-from-civil.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(month) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Howard Hinnant's civil-from-days.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_round_trips_in_the_python_format() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_918_200); // 2026-11-29 02:10:00 UTC
+        assert_eq!(format_when(t), "29/11/26 02:10:00");
+        assert_eq!(parse_when("29/11/26 02:10:00"), Some(t));
+        assert_eq!(format_when(UNIX_EPOCH + Duration::from_secs(951_782_400)), "29/02/00 00:00:00");
+        for bad in ["", "29/11/26", "32/11/26 02:10:00", "29/13/26 02:10:00", "29/11/26 24:00:00", "a/b/c d:e:f"] {
+            assert_eq!(parse_when(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_job_reads_as_none() {
+        let mut message = Message::for_test("{}");
+        message.attributes.insert(TASK_NAME.into(), "t".into());
+        message.attributes.insert(JOB_ID.into(), UNKNOWN.into());
+        assert_eq!(decode(&message).unwrap().job, None);
+        message.attributes.insert(JOB_ID.into(), "j-1".into());
+        message.attributes.insert(JOB_NAME.into(), "import".into());
+        assert_eq!(decode(&message).unwrap().job, Some(JobRef { id: "j-1".into(), name: "import".into() }));
+        message.attributes.remove(TASK_NAME);
+        assert_eq!(decode(&message), Err(Malformed::NoTaskName));
+    }
+}

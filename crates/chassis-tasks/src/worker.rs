@@ -1,0 +1,587 @@
+//! [`Worker`]: receives tasks and runs them — rolling concurrency, batched
+//! acks, visibility heartbeats, retries through visibility, dead letters,
+//! graceful shutdown.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::handler::{Registered, Registry, TaskContext, TaskResult};
+use crate::queue::{MAX_BATCH, MAX_VISIBILITY, Message, Outgoing, Queue};
+use crate::wire::{self, Envelope};
+
+/// The attribute naming why a message was dead-lettered.
+pub const DEAD_LETTER_REASON: &str = "dead_letter_reason";
+
+/// Whether the worker's queue is reachable and its consumer loop alive: what a
+/// readiness endpoint reads. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    inner: Arc<HealthInner>,
+}
+
+#[derive(Debug, Default)]
+struct HealthInner {
+    queue_ok: AtomicBool,
+    consumer_alive: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// The last receive reached the queue.
+    pub fn queue_reachable(&self) -> bool {
+        self.inner.queue_ok.load(Ordering::Acquire)
+    }
+
+    /// The consumer loop is running.
+    pub fn consumer_alive(&self) -> bool {
+        self.inner.consumer_alive.load(Ordering::Acquire)
+    }
+
+    /// Both of the above.
+    pub fn is_ready(&self) -> bool {
+        self.queue_reachable() && self.consumer_alive()
+    }
+
+    /// The last queue error, if the queue is unreachable.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn queue(&self, result: std::result::Result<(), String>) {
+        self.inner.queue_ok.store(result.is_ok(), Ordering::Release);
+        *self.inner.last_error.lock().unwrap_or_else(PoisonError::into_inner) = result.err();
+    }
+}
+
+/// What a worker did, returned when it stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Report {
+    /// Messages received.
+    pub received: u64,
+    /// Tasks that succeeded.
+    pub succeeded: u64,
+    /// Task runs that failed (and were retried or given up).
+    pub failed: u64,
+    /// Messages dead-lettered.
+    pub dead_lettered: u64,
+    /// Messages released at shutdown (visible again at once).
+    pub released: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    received: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    dead_lettered: AtomicU64,
+    released: AtomicU64,
+}
+
+/// Consumes one queue's tasks.
+pub struct Worker<Q: Queue + Clone> {
+    shared: Arc<Shared<Q>>,
+}
+
+impl<Q: Queue + Clone> std::fmt::Debug for Worker<Q> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("config", &self.shared.config).finish_non_exhaustive()
+    }
+}
+
+struct Shared<Q> {
+    queue: Q,
+    dead_letter: Option<Q>,
+    pools: HashMap<String, Q>,
+    registry: Registry,
+    config: Config,
+    health: Health,
+    counters: Counters,
+    clock: fn() -> SystemTime,
+}
+
+impl<Q: Queue + Clone> Worker<Q> {
+    /// A worker running `registry`'s tasks from `queue`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
+    pub fn new(queue: Q, registry: Registry, config: Config) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                queue,
+                dead_letter: None,
+                pools: HashMap::new(),
+                registry,
+                config,
+                health: Health::default(),
+                counters: Counters::default(),
+                clock: SystemTime::now,
+            }),
+        })
+    }
+
+    fn shared_mut(&mut self) -> Option<&mut Shared<Q>> {
+        Arc::get_mut(&mut self.shared)
+    }
+
+    /// The dead-letter queue: malformed, unknown and exhausted tasks go there.
+    #[must_use]
+    pub fn dead_letter(mut self, queue: Q) -> Self {
+        if let Some(shared) = self.shared_mut() {
+            shared.dead_letter = Some(queue);
+        }
+        self
+    }
+
+    /// Another service's pool, for `on_fail` tasks sent there.
+    #[must_use]
+    pub fn pool(mut self, name: impl Into<String>, queue: Q) -> Self {
+        if let Some(shared) = self.shared_mut() {
+            shared.pools.insert(name.into(), queue);
+        }
+        self
+    }
+
+    /// Replaces the wall clock that `when` attributes are compared with (for
+    /// tests on a paused clock).
+    #[must_use]
+    pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Self {
+        if let Some(shared) = self.shared_mut() {
+            shared.clock = clock;
+        }
+        self
+    }
+
+    /// The health a readiness check reads.
+    pub fn health(&self) -> Health {
+        self.shared.health.clone()
+    }
+
+    /// Runs until `shutdown` fires; then stops receiving, lets in-flight tasks
+    /// finish within the shutdown deadline, releases what it cannot finish,
+    /// flushes acks and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Report {
+        let shared = self.shared;
+        let concurrency = shared.config.concurrency;
+        let slots = Arc::new(Semaphore::new(concurrency));
+        let tracker = TaskTracker::new();
+        let hard_stop = CancellationToken::new();
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel::<String>();
+        let acker = tokio::spawn(acker(shared.queue.clone(), ack_rx));
+        shared.health.inner.consumer_alive.store(true, Ordering::Release);
+        shared.health.queue(Ok(()));
+
+        let pollers = concurrency.div_ceil(MAX_BATCH);
+        let mut polling = tokio::task::JoinSet::new();
+        for _ in 0..pollers {
+            let ctx = Poller {
+                shared: shared.clone(),
+                slots: slots.clone(),
+                tracker: tracker.clone(),
+                shutdown: shutdown.clone(),
+                hard_stop: hard_stop.clone(),
+                acks: ack_tx.clone(),
+            };
+            polling.spawn(ctx.run());
+        }
+        while polling.join_next().await.is_some() {}
+        shared.health.inner.consumer_alive.store(false, Ordering::Release);
+
+        tracker.close();
+        let deadline = Duration::from_secs(shared.config.shutdown_deadline_secs);
+        if tokio::time::timeout(deadline, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                deadline_secs = deadline.as_secs(),
+                "tasks still running at the shutdown deadline; releasing them"
+            );
+            hard_stop.cancel();
+            tracker.wait().await;
+        }
+        drop(ack_tx);
+        let _ = acker.await;
+        let c = &shared.counters;
+        Report {
+            received: c.received.load(Ordering::Relaxed),
+            succeeded: c.succeeded.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
+            released: c.released.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Deletes acknowledged messages in batches of up to 10, off the receive path.
+async fn acker<Q: Queue>(queue: Q, mut rx: mpsc::UnboundedReceiver<String>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(receipt) => batch.push(receipt),
+                Err(_) => break,
+            }
+        }
+        let receipts = std::mem::take(&mut batch);
+        let mut attempt = 0u32;
+        loop {
+            match queue.delete_batch(receipts.clone()).await {
+                Ok(results) => {
+                    for error in results.into_iter().filter_map(std::result::Result::err) {
+                        // An expired receipt: the message comes back and runs again (at least once).
+                        tracing::warn!(%error, "could not delete a finished task's message");
+                    }
+                    break;
+                }
+                Err(error) if error.is_transient() && attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                Err(error) => {
+                    tracing::error!(%error, count = receipts.len(), "could not delete finished tasks' messages");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+struct Poller<Q> {
+    shared: Arc<Shared<Q>>,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    hard_stop: CancellationToken,
+    acks: mpsc::UnboundedSender<String>,
+}
+
+impl<Q: Queue + Clone> Poller<Q> {
+    async fn run(self) {
+        let mut failures = 0u32;
+        loop {
+            // Wait for one free slot, then take up to 10.
+            let first = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return,
+                permit = self.slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
+            };
+            let mut permits = vec![first];
+            while permits.len() < MAX_BATCH {
+                match self.slots.clone().try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+            let config = &self.shared.config;
+            // A receive in progress is never abandoned: SQS would hide its messages.
+            let received = self.shared.queue.receive(permits.len(), config.wait(), config.visibility()).await;
+            let messages = match received {
+                Ok(messages) => {
+                    failures = 0;
+                    self.shared.health.queue(Ok(()));
+                    messages
+                }
+                Err(error) => {
+                    failures += 1;
+                    self.shared.health.queue(Err(error.to_string()));
+                    let pause = Duration::from_millis(100u64 << failures.min(6));
+                    tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "receiving tasks failed");
+                    drop(permits);
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(pause) => continue,
+                    }
+                }
+            };
+            self.shared.counters.received.fetch_add(messages.len() as u64, Ordering::Relaxed);
+            if self.shutdown.is_cancelled() {
+                // Received as shutdown began: hand them straight back.
+                for message in messages {
+                    release(&self.shared, &message).await;
+                }
+                return;
+            }
+            for group in groups(messages) {
+                let permits: Vec<_> = permits.drain(..group.len().min(permits.len())).collect();
+                let run =
+                    Run { shared: self.shared.clone(), acks: self.acks.clone(), hard_stop: self.hard_stop.clone() };
+                self.tracker.spawn(async move {
+                    for message in group {
+                        run.process(message).await;
+                    }
+                    drop(permits);
+                });
+            }
+        }
+    }
+}
+
+/// Messages of one FIFO group run in order, in one task; others one task each.
+fn groups(messages: Vec<Message>) -> Vec<Vec<Message>> {
+    let mut out: Vec<Vec<Message>> = Vec::new();
+    let mut by_group: HashMap<String, usize> = HashMap::new();
+    for message in messages {
+        match message.group_id.clone() {
+            Some(group) => match by_group.get(&group) {
+                Some(&at) => out[at].push(message),
+                None => {
+                    by_group.insert(group, out.len());
+                    out.push(vec![message]);
+                }
+            },
+            None => out.push(vec![message]),
+        }
+    }
+    out
+}
+
+async fn release<Q: Queue>(shared: &Shared<Q>, message: &Message) {
+    match shared.queue.change_visibility(&message.receipt, Duration::ZERO).await {
+        Ok(()) => {
+            shared.counters.released.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(error) => tracing::warn!(%error, message_id = %message.id, "could not release a message at shutdown"),
+    }
+}
+
+struct Run<Q> {
+    shared: Arc<Shared<Q>>,
+    acks: mpsc::UnboundedSender<String>,
+    hard_stop: CancellationToken,
+}
+
+impl<Q: Queue + Clone> Run<Q> {
+    async fn process(&self, message: Message) {
+        if self.hard_stop.is_cancelled() {
+            release(&self.shared, &message).await;
+            return;
+        }
+        let envelope = match wire::decode(&message) {
+            Ok(envelope) => envelope,
+            Err(malformed) => return self.dead_letter(&message, "unknown", &malformed.to_string()).await,
+        };
+        if let Some(when) = envelope.when {
+            if let Ok(ahead) = when.duration_since((self.shared.clock)()) {
+                if ahead > Duration::from_secs(1) {
+                    // Not yet: hidden until then (SQS delays stop at 15 minutes).
+                    self.hide(&message, ahead.min(MAX_VISIBILITY)).await;
+                    return;
+                }
+            }
+        }
+        let Some(registered) = self.shared.registry.tasks.get(&envelope.task) else {
+            return self.unknown(&message, &envelope).await;
+        };
+        let span = tracing::error_span!(
+            target: "chassis::task",
+            "task",
+            task = %envelope.task,
+            exec_id = %envelope.exec_id,
+            attempt = message.receive_count,
+            job_id = envelope.job.as_ref().map(|j| j.id.as_str()),
+            job_name = envelope.job.as_ref().map(|j| j.name.as_str()),
+        );
+        self.execute(&message, &envelope, registered).instrument(span).await;
+    }
+
+    async fn execute(&self, message: &Message, envelope: &Envelope, registered: &Registered) {
+        let task = envelope.task.clone();
+        let labels = [("task", task.clone())];
+        metrics::counter!("chassis_tasks_received_total", &labels).increment(1);
+        let ctx = TaskContext {
+            task: task.clone(),
+            exec_id: envelope.exec_id.clone(),
+            attempt: message.receive_count,
+            job: envelope.job.clone(),
+        };
+        let future = match (registered.handler)(envelope.attributes.clone(), ctx) {
+            Ok(future) => future,
+            Err(reason) => {
+                let reason = format!("the attributes do not fit task `{task}`: {reason}");
+                return self.dead_letter(message, &task, &reason).await;
+            }
+        };
+        let timeout = registered.policy.timeout.or(self.shared.config.task_timeout_secs.map(Duration::from_secs));
+        metrics::gauge!("chassis_tasks_in_flight").increment(1.0);
+        let started = tokio::time::Instant::now();
+        // The handler runs in its own task, so a panic is caught, not spread.
+        let mut handle = tokio::spawn(future.in_current_span());
+        let outcome = {
+            let run = async {
+                let joined = match timeout {
+                    Some(limit) => match tokio::time::timeout(limit, &mut handle).await {
+                        Ok(joined) => joined,
+                        Err(_) => {
+                            handle.abort();
+                            return TaskResult::Failure(format!("timed out after {} ms", limit.as_millis()));
+                        }
+                    },
+                    None => (&mut handle).await,
+                };
+                match joined {
+                    Ok(result) => result,
+                    Err(e) if e.is_panic() => TaskResult::Failure(format!("panicked: {}", panic_message(e))),
+                    Err(e) => TaskResult::Failure(format!("the handler task ended: {e}")),
+                }
+            };
+            tokio::select! {
+                outcome = run => Some(outcome),
+                () = self.heartbeat(message) => None,
+                () = self.hard_stop.cancelled() => None,
+            }
+        };
+        metrics::gauge!("chassis_tasks_in_flight").decrement(1.0);
+        metrics::histogram!("chassis_tasks_handler_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+        let Some(outcome) = outcome else {
+            // Shutdown deadline passed: give the message back for another worker.
+            handle.abort();
+            release(&self.shared, message).await;
+            return;
+        };
+        let policy = &registered.policy;
+        let max_failures = policy.max_failures.unwrap_or(self.shared.config.max_failures);
+        let attempt = message.receive_count;
+        match outcome {
+            TaskResult::Success => {
+                metrics::counter!("chassis_tasks_succeeded_total", &labels).increment(1);
+                self.shared.counters.succeeded.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("task succeeded");
+                let _ = self.acks.send(message.receipt.clone());
+            }
+            TaskResult::Retry(after) if attempt < max_failures => {
+                metrics::counter!("chassis_tasks_retried_total", &labels).increment(1);
+                let backoff = policy.backoff.as_ref().unwrap_or(&self.shared.config.backoff);
+                let wait = after.unwrap_or_else(|| backoff.delay(attempt));
+                tracing::info!(retry_in_ms = wait.as_millis() as u64, "task asked to be retried");
+                self.hide(message, wait).await;
+            }
+            TaskResult::Failure(reason) if attempt < max_failures => {
+                metrics::counter!("chassis_tasks_failed_total", &labels).increment(1);
+                metrics::counter!("chassis_tasks_retried_total", &labels).increment(1);
+                self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                let backoff = policy.backoff.as_ref().unwrap_or(&self.shared.config.backoff);
+                let wait = backoff.delay(attempt);
+                tracing::warn!(%reason, retry_in_ms = wait.as_millis() as u64, "task failed; it will be retried");
+                self.hide(message, wait).await;
+            }
+            TaskResult::Failure(reason) | TaskResult::Abandon(reason) => {
+                metrics::counter!("chassis_tasks_failed_total", &labels).increment(1);
+                self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.exhausted(message, envelope, policy.on_fail.as_ref(), &reason).await;
+            }
+            TaskResult::Retry(_) => {
+                self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.exhausted(message, envelope, policy.on_fail.as_ref(), "retries exhausted").await;
+            }
+        }
+    }
+
+    /// Keeps a running task's message hidden: extends the visibility at half
+    /// its length, up to SQS's 12 hours. Never returns on its own before then.
+    async fn heartbeat(&self, message: &Message) {
+        let visibility = self.shared.config.visibility();
+        let mut total = visibility;
+        loop {
+            tokio::time::sleep(visibility / 2).await;
+            if total >= MAX_VISIBILITY {
+                tracing::warn!("task ran past the 12-hour visibility limit; it may run twice");
+                std::future::pending::<()>().await;
+            }
+            let extend = visibility.min(MAX_VISIBILITY - total + visibility / 2);
+            match self.shared.queue.change_visibility(&message.receipt, extend).await {
+                Ok(()) => total += visibility / 2,
+                Err(error) => tracing::warn!(%error, "could not extend a running task's visibility"),
+            }
+        }
+    }
+
+    async fn hide(&self, message: &Message, wait: Duration) {
+        if let Err(error) = self.shared.queue.change_visibility(&message.receipt, wait.min(MAX_VISIBILITY)).await {
+            tracing::warn!(%error, "could not delay the task; it returns after its visibility timeout");
+        }
+    }
+
+    async fn unknown(&self, message: &Message, envelope: &Envelope) {
+        if message.receive_count >= self.shared.config.unknown_task_receives {
+            let reason = format!("no handler for task `{}` after {} receives", envelope.task, message.receive_count);
+            return self.dead_letter(message, &envelope.task, &reason).await;
+        }
+        tracing::warn!(task = %envelope.task, attempt = message.receive_count, "no handler for this task; postponed");
+        self.hide(message, Duration::from_secs(self.shared.config.unknown_task_delay_secs)).await;
+    }
+
+    async fn exhausted(
+        &self,
+        message: &Message,
+        envelope: &Envelope,
+        on_fail: Option<&crate::handler::OnFail>,
+        reason: &str,
+    ) {
+        tracing::error!(%reason, attempt = message.receive_count, "TASK_FAILED: failures exhausted");
+        if let Some(on_fail) = on_fail {
+            let queue = match &on_fail.pool {
+                Some(pool) => self.shared.pools.get(pool),
+                None => Some(&self.shared.queue),
+            };
+            let sent = match queue {
+                Some(queue) => {
+                    let exec_id = uuid::Uuid::new_v4().to_string();
+                    let now = (self.shared.clock)();
+                    match wire::encode(&on_fail.task, &envelope.attributes, &exec_id, now, envelope.job.as_ref()) {
+                        Ok(outgoing) => queue.send(outgoing).await.map(|_| ()).map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                None => {
+                    Err(format!("pool `{}` is not registered with the worker", on_fail.pool.as_deref().unwrap_or("")))
+                }
+            };
+            if let Err(error) = sent {
+                tracing::error!(%error, on_fail = %on_fail.task, "could not send the on_fail task");
+            }
+        }
+        self.dead_letter(message, &envelope.task, reason).await;
+    }
+
+    /// Sends the message to the dead-letter queue with the reason, then deletes
+    /// it. Without a dead-letter queue it is left for the queue's redrive policy.
+    async fn dead_letter(&self, message: &Message, task: &str, reason: &str) {
+        metrics::counter!("chassis_tasks_dead_lettered_total", "task" => task.to_owned()).increment(1);
+        let Some(dead_letter) = &self.shared.dead_letter else {
+            tracing::error!(%reason, message_id = %message.id, "task cannot run; left for the queue's redrive policy");
+            return;
+        };
+        let mut attributes: BTreeMap<String, String> = message.attributes.clone();
+        attributes.insert(DEAD_LETTER_REASON.to_owned(), reason.to_owned());
+        let mut outgoing = Outgoing::new(message.body.clone()).attributes(attributes);
+        if let Some(group) = &message.group_id {
+            outgoing = outgoing.fifo(group, format!("dlq-{}", message.id));
+        }
+        match dead_letter.send(outgoing).await {
+            Ok(_) => {
+                self.shared.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(%reason, message_id = %message.id, "task dead-lettered");
+                let _ = self.acks.send(message.receipt.clone());
+            }
+            Err(error) => tracing::error!(%error, %reason, "could not dead-letter; the message will come back"),
+        }
+    }
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    let payload = error.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "Box<dyn Any>".to_owned())
+}

@@ -9,6 +9,8 @@ mod memory;
 mod producer;
 mod queue;
 mod retry;
+#[cfg(feature = "sqs")]
+mod sqs;
 pub mod wire;
 mod worker;
 
@@ -21,4 +23,7 @@ pub use queue::{
     EntryResult, MAX_BATCH, MAX_DELAY, MAX_VISIBILITY, MAX_WAIT, Message, Outgoing, Queue, QueueAttributes, QueueError,
 };
 pub use retry::{Backoff, Progression};
+#[cfg(feature = "sqs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
+pub use sqs::{CreateOptions, SqsQueue};
 pub use worker::{DEAD_LETTER_REASON, Health, Report, Worker};

@@ -25,6 +25,9 @@ pub struct Config {
     pub create_queue: bool,
     /// Tasks run at once by one worker. Default: 32.
     pub concurrency: usize,
+    /// Receives in flight at once, each for up to 10 messages as slots free up.
+    /// Default: concurrency ÷ 10, rounded up.
+    pub pollers: Option<usize>,
     /// How long a received task stays hidden from other workers, in seconds;
     /// extended by the heartbeat while the task runs. Default: 120 (the original's).
     pub visibility_timeout_secs: u64,
@@ -57,6 +60,7 @@ impl Default for Config {
             region: None,
             create_queue: false,
             concurrency: 32,
+            pollers: None,
             visibility_timeout_secs: 120,
             wait_time_secs: 10,
             max_failures: 10,
@@ -90,6 +94,14 @@ impl Config {
         }
         if !(1..=10_000).contains(&self.concurrency) {
             return Err(invalid("concurrency", format!("must be 1 to 10000, got {}", self.concurrency)));
+        }
+        if let Some(pollers) = self.pollers {
+            if pollers == 0 || pollers > self.concurrency {
+                return Err(invalid(
+                    "pollers",
+                    format!("must be 1 to concurrency ({}), got {pollers}", self.concurrency),
+                ));
+            }
         }
         if !(1..=43_200).contains(&self.visibility_timeout_secs) {
             return Err(invalid(

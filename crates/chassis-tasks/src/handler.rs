@@ -139,9 +139,10 @@ impl TaskPolicy {
 
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// A handler, erased: attributes in, result out (`Err`: the attributes do not fit).
+/// A handler, erased: the JSON body in, a future of the result out; `Err` when
+/// the body is not JSON or does not fit the attribute type.
 pub(crate) type Handler =
-    Arc<dyn Fn(serde_json::Value, TaskContext) -> Result<BoxFuture<TaskResult>, String> + Send + Sync>;
+    Arc<dyn Fn(&str, TaskContext) -> Result<BoxFuture<TaskResult>, crate::wire::Malformed> + Send + Sync>;
 
 pub(crate) struct Registered {
     pub(crate) handler: Handler,
@@ -217,8 +218,11 @@ impl Registry {
         if self.tasks.contains_key(&name) {
             return Err(Error::Duplicate(name));
         }
-        let handler: Handler = Arc::new(move |attributes, ctx| {
-            let attributes: A = serde_json::from_value(attributes).map_err(|e| e.to_string())?;
+        let handler: Handler = Arc::new(move |body: &str, ctx| {
+            let attributes: A = serde_json::from_str(body).map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => crate::wire::Malformed::Attributes(e.to_string()),
+                _ => crate::wire::Malformed::Body(e.to_string()),
+            })?;
             let future = handler(attributes, ctx);
             Ok(Box::pin(async move { future.await.into_task_result() }) as BoxFuture<TaskResult>)
         });

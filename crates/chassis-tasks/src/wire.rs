@@ -45,8 +45,6 @@ pub struct Envelope {
     pub when: Option<SystemTime>,
     /// The job, if the task belongs to one.
     pub job: Option<JobRef>,
-    /// The task's attributes.
-    pub attributes: serde_json::Value,
 }
 
 /// Why a message is not a task.
@@ -59,6 +57,9 @@ pub enum Malformed {
     /// The body is not JSON.
     #[error("the message body is not JSON: {0}")]
     Body(String),
+    /// The body is JSON that does not fit the task's attribute type.
+    #[error("the attributes do not fit the task: {0}")]
+    Attributes(String),
 }
 
 pub(crate) fn encode(
@@ -68,19 +69,24 @@ pub(crate) fn encode(
     when: SystemTime,
     job: Option<&JobRef>,
 ) -> Result<Outgoing, serde_json::Error> {
-    let body = serde_json::to_string(attributes)?;
+    Ok(encode_body(task, serde_json::to_string(attributes)?, exec_id, when, job))
+}
+
+/// A task message around an already-encoded body.
+pub(crate) fn encode_body(task: &str, body: String, exec_id: &str, when: SystemTime, job: Option<&JobRef>) -> Outgoing {
     let mut attrs = BTreeMap::new();
     attrs.insert(TASK_NAME.to_owned(), task.to_owned());
     attrs.insert(EXEC_ID.to_owned(), exec_id.to_owned());
     attrs.insert(WHEN.to_owned(), format_when(when));
     attrs.insert(JOB_ID.to_owned(), job.map_or(UNKNOWN, |j| j.id.as_str()).to_owned());
     attrs.insert(JOB_NAME.to_owned(), job.map_or(UNKNOWN, |j| j.name.as_str()).to_owned());
-    Ok(Outgoing::new(body).attributes(attrs))
+    Outgoing::new(body).attributes(attrs)
 }
 
+/// Reads a message's task attributes; the body is parsed once, by the task's
+/// handler, straight into its attribute type.
 pub(crate) fn decode(message: &Message) -> Result<Envelope, Malformed> {
     let task = message.attributes.get(TASK_NAME).filter(|t| !t.is_empty()).ok_or(Malformed::NoTaskName)?.clone();
-    let attributes = serde_json::from_str(&message.body).map_err(|e| Malformed::Body(e.to_string()))?;
     let known = |key: &str| message.attributes.get(key).filter(|v| !v.is_empty() && v.as_str() != UNKNOWN).cloned();
     let job = match (known(JOB_ID), known(JOB_NAME)) {
         (Some(id), name) => Some(JobRef { id, name: name.unwrap_or_else(|| UNKNOWN.to_owned()) }),
@@ -91,7 +97,6 @@ pub(crate) fn decode(message: &Message) -> Result<Envelope, Malformed> {
         exec_id: message.attributes.get(EXEC_ID).cloned().unwrap_or_default(),
         when: message.attributes.get(WHEN).and_then(|w| parse_when(w)),
         job,
-        attributes,
     })
 }
 

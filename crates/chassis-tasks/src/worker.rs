@@ -3,6 +3,7 @@
 //! graceful shutdown.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -107,6 +108,30 @@ struct Shared<Q> {
     health: Health,
     counters: Counters,
     clock: fn() -> SystemTime,
+    /// Metric handles per task, registered when the worker is built.
+    metrics: HashMap<String, TaskMetrics>,
+    in_flight: metrics::Gauge,
+}
+
+struct TaskMetrics {
+    received: metrics::Counter,
+    succeeded: metrics::Counter,
+    failed: metrics::Counter,
+    retried: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl TaskMetrics {
+    fn new(task: &str) -> Self {
+        let labels = [("task", task.to_owned())];
+        Self {
+            received: metrics::counter!("chassis_tasks_received_total", &labels),
+            succeeded: metrics::counter!("chassis_tasks_succeeded_total", &labels),
+            failed: metrics::counter!("chassis_tasks_failed_total", &labels),
+            retried: metrics::counter!("chassis_tasks_retried_total", &labels),
+            duration: metrics::histogram!("chassis_tasks_handler_duration_seconds", &labels),
+        }
+    }
 }
 
 impl<Q: Queue + Clone> Worker<Q> {
@@ -121,11 +146,13 @@ impl<Q: Queue + Clone> Worker<Q> {
                 queue,
                 dead_letter: None,
                 pools: HashMap::new(),
-                registry,
                 config,
                 health: Health::default(),
                 counters: Counters::default(),
                 clock: SystemTime::now,
+                metrics: registry.tasks.keys().map(|task| (task.clone(), TaskMetrics::new(task))).collect(),
+                in_flight: metrics::gauge!("chassis_tasks_in_flight"),
+                registry,
             }),
         })
     }
@@ -181,7 +208,8 @@ impl<Q: Queue + Clone> Worker<Q> {
         shared.health.inner.consumer_alive.store(true, Ordering::Release);
         shared.health.queue(Ok(()));
 
-        let pollers = concurrency.div_ceil(MAX_BATCH);
+        // By default every poller can always take a full batch of 10.
+        let pollers = shared.config.pollers.unwrap_or(concurrency / MAX_BATCH).max(1);
         let mut polling = tokio::task::JoinSet::new();
         for _ in 0..pollers {
             let ctx = Poller {
@@ -220,10 +248,12 @@ impl<Q: Queue + Clone> Worker<Q> {
     }
 }
 
-/// Deletes acknowledged messages in batches of up to 10, off the receive path.
-async fn acker<Q: Queue>(queue: Q, mut rx: mpsc::UnboundedReceiver<String>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+/// Deletes acknowledged messages in batches of up to 10, off the receive path,
+/// with up to 16 batch calls in flight (a queue call may take a round trip).
+async fn acker<Q: Queue + Clone>(queue: Q, mut rx: mpsc::UnboundedReceiver<String>) {
+    let mut in_flight = tokio::task::JoinSet::new();
     while let Some(first) = rx.recv().await {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -231,25 +261,33 @@ async fn acker<Q: Queue>(queue: Q, mut rx: mpsc::UnboundedReceiver<String>) {
                 Err(_) => break,
             }
         }
-        let receipts = std::mem::take(&mut batch);
-        let mut attempt = 0u32;
-        loop {
-            match queue.delete_batch(receipts.clone()).await {
-                Ok(results) => {
-                    for error in results.into_iter().filter_map(std::result::Result::err) {
-                        // An expired receipt: the message comes back and runs again (at least once).
-                        tracing::warn!(%error, "could not delete a finished task's message");
-                    }
-                    break;
+        while in_flight.len() >= 16 {
+            in_flight.join_next().await;
+        }
+        in_flight.spawn(delete(queue.clone(), batch));
+        while in_flight.try_join_next().is_some() {}
+    }
+    while in_flight.join_next().await.is_some() {}
+}
+
+async fn delete<Q: Queue>(queue: Q, receipts: Vec<String>) {
+    let mut attempt = 0u32;
+    loop {
+        match queue.delete_batch(receipts.clone()).await {
+            Ok(results) => {
+                for error in results.into_iter().filter_map(std::result::Result::err) {
+                    // An expired receipt: the message comes back and runs again (at least once).
+                    tracing::warn!(%error, "could not delete a finished task's message");
                 }
-                Err(error) if error.is_transient() && attempt < 5 => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
-                Err(error) => {
-                    tracing::error!(%error, count = receipts.len(), "could not delete finished tasks' messages");
-                    break;
-                }
+                return;
+            }
+            Err(error) if error.is_transient() && attempt < 5 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, count = receipts.len(), "could not delete finished tasks' messages");
+                return;
             }
         }
     }
@@ -275,10 +313,17 @@ impl<Q: Queue + Clone> Poller<Q> {
                 permit = self.slots.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => return },
             };
             let mut permits = vec![first];
-            while permits.len() < MAX_BATCH {
-                match self.slots.clone().try_acquire_owned() {
-                    Ok(p) => permits.push(p),
-                    Err(_) => break,
+            // Take up to a full batch; tasks that just finished may be about to
+            // free their slots, so give them one turn before settling for less.
+            for round in 0..2 {
+                while permits.len() < MAX_BATCH {
+                    match self.slots.clone().try_acquire_owned() {
+                        Ok(p) => permits.push(p),
+                        Err(_) => break,
+                    }
+                }
+                if round == 0 && permits.len() < MAX_BATCH {
+                    tokio::task::yield_now().await;
                 }
             }
             let config = &self.shared.config;
@@ -394,43 +439,38 @@ impl<Q: Queue + Clone> Run<Q> {
     }
 
     async fn execute(&self, message: &Message, envelope: &Envelope, registered: &Registered) {
-        let task = envelope.task.clone();
-        let labels = [("task", task.clone())];
-        metrics::counter!("chassis_tasks_received_total", &labels).increment(1);
+        let task = envelope.task.as_str();
+        let metrics = self.shared.metrics.get(task);
+        if let Some(m) = metrics {
+            m.received.increment(1);
+        }
         let ctx = TaskContext {
-            task: task.clone(),
+            task: task.to_owned(),
             exec_id: envelope.exec_id.clone(),
             attempt: message.receive_count,
             job: envelope.job.clone(),
         };
-        let future = match (registered.handler)(envelope.attributes.clone(), ctx) {
+        let future = match (registered.handler)(&message.body, ctx) {
             Ok(future) => future,
-            Err(reason) => {
-                let reason = format!("the attributes do not fit task `{task}`: {reason}");
-                return self.dead_letter(message, &task, &reason).await;
+            Err(wire::Malformed::Attributes(e)) => {
+                let reason = format!("the attributes do not fit task `{task}`: {e}");
+                return self.dead_letter(message, task, &reason).await;
             }
+            Err(malformed) => return self.dead_letter(message, task, &malformed.to_string()).await,
         };
         let timeout = registered.policy.timeout.or(self.shared.config.task_timeout_secs.map(Duration::from_secs));
-        metrics::gauge!("chassis_tasks_in_flight").increment(1.0);
+        self.shared.in_flight.increment(1.0);
         let started = tokio::time::Instant::now();
-        // The handler runs in its own task, so a panic is caught, not spread.
-        let mut handle = tokio::spawn(future.in_current_span());
         let outcome = {
+            // A panic in the handler is caught here and counts as a failure.
             let run = async {
-                let joined = match timeout {
-                    Some(limit) => match tokio::time::timeout(limit, &mut handle).await {
-                        Ok(joined) => joined,
-                        Err(_) => {
-                            handle.abort();
-                            return TaskResult::Failure(format!("timed out after {} ms", limit.as_millis()));
-                        }
+                let caught = CatchUnwind { future };
+                match timeout {
+                    Some(limit) => match tokio::time::timeout(limit, caught).await {
+                        Ok(result) => result,
+                        Err(_) => TaskResult::Failure(format!("timed out after {} ms", limit.as_millis())),
                     },
-                    None => (&mut handle).await,
-                };
-                match joined {
-                    Ok(result) => result,
-                    Err(e) if e.is_panic() => TaskResult::Failure(format!("panicked: {}", panic_message(e))),
-                    Err(e) => TaskResult::Failure(format!("the handler task ended: {e}")),
+                    None => caught.await,
                 }
             };
             tokio::select! {
@@ -439,11 +479,13 @@ impl<Q: Queue + Clone> Run<Q> {
                 () = self.hard_stop.cancelled() => None,
             }
         };
-        metrics::gauge!("chassis_tasks_in_flight").decrement(1.0);
-        metrics::histogram!("chassis_tasks_handler_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+        self.shared.in_flight.decrement(1.0);
+        if let Some(m) = metrics {
+            m.duration.record(started.elapsed().as_secs_f64());
+        }
         let Some(outcome) = outcome else {
-            // Shutdown deadline passed: give the message back for another worker.
-            handle.abort();
+            // Shutdown deadline passed: the handler was dropped; give the
+            // message back for another worker.
             release(&self.shared, message).await;
             return;
         };
@@ -452,21 +494,27 @@ impl<Q: Queue + Clone> Run<Q> {
         let attempt = message.receive_count;
         match outcome {
             TaskResult::Success => {
-                metrics::counter!("chassis_tasks_succeeded_total", &labels).increment(1);
+                if let Some(m) = metrics {
+                    m.succeeded.increment(1);
+                }
                 self.shared.counters.succeeded.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("task succeeded");
                 let _ = self.acks.send(message.receipt.clone());
             }
             TaskResult::Retry(after) if attempt < max_failures => {
-                metrics::counter!("chassis_tasks_retried_total", &labels).increment(1);
+                if let Some(m) = metrics {
+                    m.retried.increment(1);
+                }
                 let backoff = policy.backoff.as_ref().unwrap_or(&self.shared.config.backoff);
                 let wait = after.unwrap_or_else(|| backoff.delay(attempt));
                 tracing::info!(retry_in_ms = wait.as_millis() as u64, "task asked to be retried");
                 self.hide(message, wait).await;
             }
             TaskResult::Failure(reason) if attempt < max_failures => {
-                metrics::counter!("chassis_tasks_failed_total", &labels).increment(1);
-                metrics::counter!("chassis_tasks_retried_total", &labels).increment(1);
+                if let Some(m) = metrics {
+                    m.failed.increment(1);
+                    m.retried.increment(1);
+                }
                 self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
                 let backoff = policy.backoff.as_ref().unwrap_or(&self.shared.config.backoff);
                 let wait = backoff.delay(attempt);
@@ -474,7 +522,9 @@ impl<Q: Queue + Clone> Run<Q> {
                 self.hide(message, wait).await;
             }
             TaskResult::Failure(reason) | TaskResult::Abandon(reason) => {
-                metrics::counter!("chassis_tasks_failed_total", &labels).increment(1);
+                if let Some(m) = metrics {
+                    m.failed.increment(1);
+                }
                 self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
                 self.exhausted(message, envelope, policy.on_fail.as_ref(), &reason).await;
             }
@@ -536,10 +586,9 @@ impl<Q: Queue + Clone> Run<Q> {
                 Some(queue) => {
                     let exec_id = uuid::Uuid::new_v4().to_string();
                     let now = (self.shared.clock)();
-                    match wire::encode(&on_fail.task, &envelope.attributes, &exec_id, now, envelope.job.as_ref()) {
-                        Ok(outgoing) => queue.send(outgoing).await.map(|_| ()).map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    }
+                    let job = envelope.job.as_ref();
+                    let outgoing = wire::encode_body(&on_fail.task, message.body.clone(), &exec_id, now, job);
+                    queue.send(outgoing).await.map(|_| ()).map_err(|e| e.to_string())
                 }
                 None => {
                     Err(format!("pool `{}` is not registered with the worker", on_fail.pool.as_deref().unwrap_or("")))
@@ -577,8 +626,28 @@ impl<Q: Queue + Clone> Run<Q> {
     }
 }
 
-fn panic_message(error: tokio::task::JoinError) -> String {
-    let payload = error.into_panic();
+/// Runs a handler's future, turning a panic into a failure.
+struct CatchUnwind {
+    future: crate::handler::BoxFuture<TaskResult>,
+}
+
+impl Future for CatchUnwind {
+    type Output = TaskResult;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<TaskResult> {
+        let future = &mut self.future;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                tracing::error!(panic = %message, "task handler panicked");
+                std::task::Poll::Ready(TaskResult::Failure(format!("panicked: {message}")))
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -33,6 +33,8 @@
 //! | `config-json` | JSON configuration files | No |
 //! | `log` | [`log`]: structured logs — pretty, compact, JSON or Google Cloud Logging — with service and job context on every line | Yes |
 //! | `breaker` | [`breaker`]: a lock-free circuit breaker with a reqwest middleware (a breaker per host) and a tower layer | Yes |
+//! | `tasks` | [`tasks`]: reliable asynchronous tasks — producer, worker with retries, dead letters, heartbeats and graceful shutdown, embedded queue | Yes |
+//! | `tasks-sqs` | The AWS SQS task backend | No |
 //! | `full` | Everything above | No |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -46,3 +48,6 @@ pub use chassis_config as config;
 #[cfg(feature = "log")]
 #[cfg_attr(docsrs, doc(cfg(feature = "log")))]
 pub use chassis_log as log;
+#[cfg(feature = "tasks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tasks")))]
+pub use chassis_tasks as tasks;

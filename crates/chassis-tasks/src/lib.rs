@@ -1,4 +1,63 @@
 //! Reliable asynchronous tasks for chassis services.
+//!
+//! ```
+//! use chassis_tasks::{Config, MemoryQueue, Producer, Registry, TaskContext, Worker};
+//! use serde::{Deserialize, Serialize};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct SendEmail { to: String }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), chassis_tasks::Error> {
+//! let queue = MemoryQueue::new("billing-tasks"); // or SqsQueue::from_config(&config).await?
+//! let mut registry = Registry::new();
+//! registry.task("send_email", |email: SendEmail, ctx: TaskContext| async move {
+//!     tracing::info!(to = %email.to, attempt = ctx.attempt, "sending");
+//!     Ok::<_, std::io::Error>(())
+//! })?;
+//!
+//! let producer = Producer::new(queue.clone());
+//! producer.send(producer.task("send_email", &SendEmail { to: "ada@example.com".into() })).await?;
+//!
+//! let shutdown = CancellationToken::new();
+//! let worker = Worker::new(queue, registry, Config::new("billing-tasks"))?;
+//! let running = tokio::spawn(worker.run(shutdown.clone()));
+//! # tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+//! shutdown.cancel(); // e.g. on SIGTERM: stop receiving, finish or release in-flight tasks
+//! let report = running.await.expect("worker");
+//! assert_eq!(report.succeeded, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! - **Backends** ([`Queue`]): [`SqsQueue`] (feature `sqs`: AWS SQS, or an
+//!   emulator through an endpoint override) and [`MemoryQueue`] (embedded, with
+//!   SQS's semantics: visibility timeouts, receipts, receive counts, delays,
+//!   redrive, FIFO groups).
+//! - **Wire-compatible with `samba_chassis`** ([`wire`]): JSON body, String
+//!   attributes `task_name`, `exec_id`, `when`, `job_id`, `job_name`.
+//! - **Worker**: rolling concurrency (a receive whenever slots free up, never
+//!   batch-by-batch), long polling, batched deletes off the receive path,
+//!   visibility heartbeats for long tasks (up to SQS's 12 h), optional task
+//!   timeouts, retries through the message's visibility with a [`Backoff`]
+//!   (none / linear / exponential / random, capped, jittered), an `on_fail` task
+//!   when failures are exhausted, panics caught, unknown tasks postponed then
+//!   dead-lettered, malformed messages dead-lettered with the reason (with no
+//!   dead-letter queue, left to the queue's redrive policy — never deleted),
+//!   transient queue errors retried with backoff and reported to [`Health`].
+//! - **Graceful shutdown** on a `CancellationToken`: receiving stops, in-flight
+//!   tasks finish within the deadline, everything else is released (visible
+//!   at once), pending deletes are flushed.
+//! - **Observability**: each run is a `task` span with `task`, `exec_id`,
+//!   `attempt`, `job_id`, `job_name`; metrics `chassis_tasks_received_total`,
+//!   `_succeeded_total`, `_failed_total`, `_retried_total`,
+//!   `_dead_lettered_total` (label `task`), `chassis_tasks_in_flight`,
+//!   `chassis_tasks_handler_duration_seconds`.
+//!
+//! # Features
+//!
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `sqs` | [`SqsQueue`]: the AWS SQS backend (aws-sdk-sqs) | No |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -26,4 +85,5 @@ pub use retry::{Backoff, Progression};
 #[cfg(feature = "sqs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
 pub use sqs::{CreateOptions, SqsQueue};
+pub use tokio_util::sync::CancellationToken;
 pub use worker::{DEAD_LETTER_REASON, Health, Report, Worker};

@@ -283,6 +283,9 @@ impl MemoryQueue {
 }
 
 impl Queue for MemoryQueue {
+    // Messages are taken under the lock, with no await in between.
+    const CANCEL_SAFE_RECEIVE: bool = true;
+
     async fn send(&self, message: Outgoing) -> Result<String, QueueError> {
         self.enqueue(message)
     }

@@ -17,7 +17,7 @@ pub struct Producer<Q> {
     clock: fn() -> SystemTime,
 }
 
-/// A task to send: built with [`Producer::task`], sent with [`Task::send`].
+/// A task to send: built with [`Producer::task`], sent with [`Producer::send`].
 #[derive(Debug, Clone)]
 #[must_use = "a task is sent only by `.send().await`"]
 pub struct Task {

@@ -159,6 +159,12 @@ pub const MAX_WAIT: Duration = Duration::from_secs(20);
 /// Batch calls return one result per entry, in order: partial failures are
 /// the caller's to see and handle.
 pub trait Queue: Send + Sync + 'static {
+    /// Whether a `receive` future may be dropped before it completes without
+    /// losing messages to their visibility timeout. SQS's may not (the service
+    /// may already have handed the messages out), so a stopping worker lets a
+    /// receive in progress finish — up to the long-poll wait. Default: `false`.
+    const CANCEL_SAFE_RECEIVE: bool = false;
+
     /// Sends one message; returns its id.
     fn send(&self, message: Outgoing) -> impl Future<Output = Result<String, QueueError>> + Send;
 

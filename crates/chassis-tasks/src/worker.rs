@@ -327,8 +327,17 @@ impl<Q: Queue + Clone> Poller<Q> {
                 }
             }
             let config = &self.shared.config;
-            // A receive in progress is never abandoned: SQS would hide its messages.
-            let received = self.shared.queue.receive(permits.len(), config.wait(), config.visibility()).await;
+            let receive = self.shared.queue.receive(permits.len(), config.wait(), config.visibility());
+            let received = if Q::CANCEL_SAFE_RECEIVE {
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => return,
+                    received = receive => received,
+                }
+            } else {
+                // Abandoning an SQS receive would hide the messages it got.
+                receive.await
+            };
             let messages = match received {
                 Ok(messages) => {
                     failures = 0;

@@ -324,3 +324,127 @@ async fn oversized_tasks_are_refused_before_sending() {
     assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok());
     assert_eq!(q.attributes().await.unwrap().visible, 2);
 }
+
+/// The memory queue, failing its first receives like a throttled or
+/// unreachable SQS.
+#[derive(Clone)]
+struct Flaky {
+    inner: MemoryQueue,
+    failures_left: Arc<AtomicUsize>,
+}
+
+impl Queue for Flaky {
+    async fn send(&self, m: Outgoing) -> Result<String, chassis_tasks::QueueError> {
+        self.inner.send(m).await
+    }
+    async fn send_batch(
+        &self,
+        m: Vec<Outgoing>,
+    ) -> Result<Vec<chassis_tasks::EntryResult<String>>, chassis_tasks::QueueError> {
+        self.inner.send_batch(m).await
+    }
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        vis: Duration,
+    ) -> Result<Vec<chassis_tasks::Message>, chassis_tasks::QueueError> {
+        let left = self.failures_left.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failures_left.store(left - 1, Ordering::SeqCst);
+            return Err(chassis_tasks::QueueError::Transient("ThrottlingException: slow down".into()));
+        }
+        self.inner.receive(max, wait, vis).await
+    }
+    async fn delete_batch(
+        &self,
+        r: Vec<String>,
+    ) -> Result<Vec<chassis_tasks::EntryResult<()>>, chassis_tasks::QueueError> {
+        self.inner.delete_batch(r).await
+    }
+    async fn change_visibility(&self, r: &str, t: Duration) -> Result<(), chassis_tasks::QueueError> {
+        self.inner.change_visibility(r, t).await
+    }
+    async fn attributes(&self) -> Result<chassis_tasks::QueueAttributes, chassis_tasks::QueueError> {
+        self.inner.attributes().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_queue_errors_back_off_report_to_health_and_recover() {
+    let memory = MemoryQueue::new("q");
+    let flaky = Flaky { inner: memory.clone(), failures_left: Arc::new(AtomicUsize::new(5)) };
+    let done = Arc::new(AtomicUsize::new(0));
+    let seen = done.clone();
+    let mut registry = Registry::new();
+    registry
+        .task("t", move |_: Job, _| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async {}
+        })
+        .unwrap();
+    let producer = Producer::new(memory.clone());
+    producer.send(producer.task("t", &Job { n: 1 })).await.unwrap();
+    let mut c = config();
+    c.concurrency = 10; // one poller
+    let worker = chassis_tasks::Worker::new(flaky, registry, c).unwrap();
+    let health = worker.health();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(worker.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(health.consumer_alive());
+    assert!(!health.queue_reachable(), "the failing queue shows in the health");
+    assert!(health.last_error().unwrap().contains("Throttling"));
+    tokio::time::sleep(S(30)).await;
+    assert!(health.is_ready(), "recovered");
+    assert_eq!(done.load(Ordering::SeqCst), 1);
+    stop.cancel();
+    handle.await.unwrap();
+}
+
+#[test]
+fn the_config_is_validated_with_the_field_named() {
+    let mut c = chassis_tasks::Config::default();
+    let err = chassis_tasks::Worker::new(MemoryQueue::new("q"), Registry::new(), c.clone()).unwrap_err();
+    assert!(err.to_string().contains("task_pool"), "{err}");
+    c.task_pool = "q".into();
+    c.wait_time_secs = 21;
+    let err = chassis_tasks::Worker::new(MemoryQueue::new("q"), Registry::new(), c).unwrap_err();
+    assert!(err.to_string().contains("wait_time_secs"), "{err}");
+    let err = Registry::new().task("x", |_: Job, _| async {}).unwrap().task("x", |_: Job, _| async {}).unwrap_err();
+    assert!(err.to_string().contains("registered twice"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn metrics_count_tasks_by_outcome() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let q = MemoryQueue::new("q");
+    let mut registry = Registry::new();
+    registry.task("t", |job: Job, _| async move { job.n != 2 }).unwrap();
+    // Metric handles are registered when the worker is built.
+    let worker =
+        metrics::with_local_recorder(&recorder, || chassis_tasks::Worker::new(q.clone(), registry, config())).unwrap();
+    let producer = Producer::new(q.clone());
+    producer.send(producer.task("t", &Job { n: 1 })).await.unwrap();
+    producer.send(producer.task("t", &Job { n: 2 })).await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(worker.run(stop.clone()));
+    tokio::time::sleep(S(3)).await;
+    stop.cancel();
+    handle.await.unwrap();
+    let values: std::collections::HashMap<String, DebugValue> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| (key.key().name().to_owned(), value))
+        .collect();
+    assert_eq!(values.get("chassis_tasks_received_total"), Some(&DebugValue::Counter(2)));
+    assert_eq!(values.get("chassis_tasks_succeeded_total"), Some(&DebugValue::Counter(1)));
+    assert_eq!(values.get("chassis_tasks_failed_total"), Some(&DebugValue::Counter(1)));
+    assert_eq!(values.get("chassis_tasks_retried_total"), Some(&DebugValue::Counter(1)));
+    assert!(
+        matches!(values.get("chassis_tasks_handler_duration_seconds"), Some(DebugValue::Histogram(h)) if h.len() == 2)
+    );
+}

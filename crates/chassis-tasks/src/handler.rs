@@ -137,7 +137,8 @@ impl TaskPolicy {
     }
 }
 
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// A handler, erased: the JSON body in, a future of the result out; `Err` when
 /// the body is not JSON or does not fit the attribute type.
@@ -234,4 +235,35 @@ impl Registry {
     pub fn contains(&self, name: &str) -> bool {
         self.tasks.contains_key(name)
     }
+}
+
+/// What a [`Hook`] hears after a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunOutcome {
+    /// The task succeeded; its message is deleted.
+    Succeeded,
+    /// The task failed and will be tried again.
+    Retrying(String),
+    /// The task failed for good: failures exhausted, abandoned, or dead-lettered.
+    Failed(String),
+}
+
+/// Whether a [`Hook`] lets a task run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Proceed {
+    /// Run it.
+    Run,
+    /// Do not run it; delete its message (e.g. its job was cancelled).
+    Skip,
+}
+
+/// Observes task runs: called before a task runs (and may skip it) and after
+/// each run with its outcome. `chassis-jobs` ties job status to tasks with one.
+pub trait Hook: Send + Sync + 'static {
+    /// Before the handler runs.
+    fn before(&self, run: &TaskContext) -> BoxFuture<Proceed>;
+    /// After a run, or when a task of a known kind is dead-lettered.
+    fn after(&self, run: &TaskContext, outcome: RunOutcome) -> BoxFuture<()>;
 }

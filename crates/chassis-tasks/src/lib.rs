@@ -75,7 +75,9 @@ mod worker;
 
 pub use config::Config;
 pub use error::{Error, Result};
-pub use handler::{IntoTaskResult, OnFail, Registry, TaskContext, TaskPolicy, TaskResult};
+pub use handler::{
+    BoxFuture, Hook, IntoTaskResult, OnFail, Proceed, Registry, RunOutcome, TaskContext, TaskPolicy, TaskResult,
+};
 pub use memory::{MemoryQueue, MemoryQueueBuilder};
 pub use producer::{Producer, Task};
 pub use queue::{

@@ -15,7 +15,7 @@ use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::handler::{Registered, Registry, TaskContext, TaskResult};
+use crate::handler::{Hook, Proceed, Registered, Registry, RunOutcome, TaskContext, TaskResult};
 use crate::queue::{MAX_BATCH, MAX_VISIBILITY, Message, Outgoing, Queue};
 use crate::wire::{self, Envelope};
 
@@ -110,6 +110,7 @@ struct Shared<Q> {
     clock: fn() -> SystemTime,
     /// Metric handles per task, registered when the worker is built.
     metrics: HashMap<String, TaskMetrics>,
+    hook: Option<Arc<dyn Hook>>,
     in_flight: metrics::Gauge,
 }
 
@@ -152,6 +153,7 @@ impl<Q: Queue + Clone> Worker<Q> {
                 clock: SystemTime::now,
                 metrics: registry.tasks.keys().map(|task| (task.clone(), TaskMetrics::new(task))).collect(),
                 in_flight: metrics::gauge!("chassis_tasks_in_flight"),
+                hook: None,
                 registry,
             }),
         })
@@ -185,6 +187,15 @@ impl<Q: Queue + Clone> Worker<Q> {
     pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Self {
         if let Some(shared) = self.shared_mut() {
             shared.clock = clock;
+        }
+        self
+    }
+
+    /// Observes every run (and may skip tasks); see [`Hook`].
+    #[must_use]
+    pub fn hook(mut self, hook: impl Hook) -> Self {
+        if let Some(shared) = self.shared_mut() {
+            shared.hook = Some(Arc::new(hook));
         }
         self
     }
@@ -459,13 +470,23 @@ impl<Q: Queue + Clone> Run<Q> {
             attempt: message.receive_count,
             job: envelope.job.clone(),
         };
-        let future = match (registered.handler)(&message.body, ctx) {
+        if let Some(hook) = &self.shared.hook {
+            if hook.before(&ctx).await == Proceed::Skip {
+                tracing::info!("task skipped by the worker's hook");
+                let _ = self.acks.send(message.receipt.clone());
+                return;
+            }
+        }
+        let future = match (registered.handler)(&message.body, ctx.clone()) {
             Ok(future) => future,
-            Err(wire::Malformed::Attributes(e)) => {
-                let reason = format!("the attributes do not fit task `{task}`: {e}");
+            Err(malformed) => {
+                let reason = match malformed {
+                    wire::Malformed::Attributes(e) => format!("the attributes do not fit task `{task}`: {e}"),
+                    other => other.to_string(),
+                };
+                self.after(&ctx, RunOutcome::Failed(reason.clone())).await;
                 return self.dead_letter(message, task, &reason).await;
             }
-            Err(malformed) => return self.dead_letter(message, task, &malformed.to_string()).await,
         };
         let timeout = registered.policy.timeout.or(self.shared.config.task_timeout_secs.map(Duration::from_secs));
         self.shared.in_flight.increment(1.0);
@@ -508,6 +529,7 @@ impl<Q: Queue + Clone> Run<Q> {
                 }
                 self.shared.counters.succeeded.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("task succeeded");
+                self.after(&ctx, RunOutcome::Succeeded).await;
                 let _ = self.acks.send(message.receipt.clone());
             }
             TaskResult::Retry(after) if attempt < max_failures => {
@@ -517,6 +539,7 @@ impl<Q: Queue + Clone> Run<Q> {
                 let backoff = policy.backoff.as_ref().unwrap_or(&self.shared.config.backoff);
                 let wait = after.unwrap_or_else(|| backoff.delay(attempt));
                 tracing::info!(retry_in_ms = wait.as_millis() as u64, "task asked to be retried");
+                self.after(&ctx, RunOutcome::Retrying("the task asked to be retried".into())).await;
                 self.hide(message, wait).await;
             }
             TaskResult::Failure(reason) if attempt < max_failures => {
@@ -528,6 +551,7 @@ impl<Q: Queue + Clone> Run<Q> {
                 let backoff = policy.backoff.as_ref().unwrap_or(&self.shared.config.backoff);
                 let wait = backoff.delay(attempt);
                 tracing::warn!(%reason, retry_in_ms = wait.as_millis() as u64, "task failed; it will be retried");
+                self.after(&ctx, RunOutcome::Retrying(reason)).await;
                 self.hide(message, wait).await;
             }
             TaskResult::Failure(reason) | TaskResult::Abandon(reason) => {
@@ -535,10 +559,12 @@ impl<Q: Queue + Clone> Run<Q> {
                     m.failed.increment(1);
                 }
                 self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.after(&ctx, RunOutcome::Failed(reason.clone())).await;
                 self.exhausted(message, envelope, policy.on_fail.as_ref(), &reason).await;
             }
             TaskResult::Retry(_) => {
                 self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
+                self.after(&ctx, RunOutcome::Failed("retries exhausted".into())).await;
                 self.exhausted(message, envelope, policy.on_fail.as_ref(), "retries exhausted").await;
             }
         }
@@ -569,9 +595,22 @@ impl<Q: Queue + Clone> Run<Q> {
         }
     }
 
+    async fn after(&self, ctx: &TaskContext, outcome: RunOutcome) {
+        if let Some(hook) = &self.shared.hook {
+            hook.after(ctx, outcome).await;
+        }
+    }
+
     async fn unknown(&self, message: &Message, envelope: &Envelope) {
         if message.receive_count >= self.shared.config.unknown_task_receives {
             let reason = format!("no handler for task `{}` after {} receives", envelope.task, message.receive_count);
+            let ctx = TaskContext {
+                task: envelope.task.clone(),
+                exec_id: envelope.exec_id.clone(),
+                attempt: message.receive_count,
+                job: envelope.job.clone(),
+            };
+            self.after(&ctx, RunOutcome::Failed(reason.clone())).await;
             return self.dead_letter(message, &envelope.task, &reason).await;
         }
         tracing::warn!(task = %envelope.task, attempt = message.receive_count, "no handler for this task; postponed");

@@ -1,0 +1,341 @@
+//! [`SqlStore`]: jobs in SQLite (a file, the embedded durable default) or
+//! PostgreSQL (shared by every instance), through sqlx's `Any` driver with
+//! runtime-checked queries. The schema comes from embedded migrations.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chassis_tasks::BoxFuture;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{Filter, Job, JobError, NewJob, Page, Status, now_ms};
+use crate::store::{JobStore, parse_cursor};
+
+/// Embedded migrations, applied in order once per database (and table prefix).
+/// `{p}` is the table prefix.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS {p}jobs (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            tasks_total BIGINT NOT NULL,
+            tasks_done BIGINT NOT NULL,
+            percent DOUBLE PRECISION,
+            message TEXT,
+            attempts BIGINT NOT NULL,
+            input TEXT NOT NULL,
+            result TEXT,
+            error_message TEXT,
+            error_task TEXT,
+            labels TEXT NOT NULL,
+            created_ms BIGINT NOT NULL,
+            started_ms BIGINT,
+            finished_ms BIGINT,
+            updated_ms BIGINT NOT NULL,
+            version BIGINT NOT NULL
+        )",
+    ),
+    (2, "CREATE INDEX IF NOT EXISTS {p}jobs_status_name ON {p}jobs (status, name)"),
+    (3, "CREATE INDEX IF NOT EXISTS {p}jobs_finished ON {p}jobs (finished_ms)"),
+];
+
+const COLUMNS: &str = "id, name, status, tasks_total, tasks_done, percent, message, attempts, input, result, \
+                       error_message, error_task, labels, created_ms, started_ms, finished_ms, updated_ms, version";
+
+/// A job store on SQLite or PostgreSQL. Cheap to clone.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    prefix: String,
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool's options hold the URL, which may hold a password.
+        f.debug_struct("SqlStore").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(store_error)`
+fn store_error(e: sqlx::Error) -> Error {
+    Error::Store(e.to_string())
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(json_error)`
+fn json_error(e: serde_json::Error) -> Error {
+    Error::Store(format!("a stored JSON column does not parse: {e}"))
+}
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://data/jobs.db?mode=rwc`, `postgres://…`) with
+    /// up to `pool_size` connections, and applies the migrations. `prefix` goes in
+    /// front of every table name (letters, digits and `_`), so several services
+    /// or test runs can share one database.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad prefix; [`Error::Store`] when the database
+    /// cannot be reached or migrated.
+    pub async fn connect(url: &str, pool_size: u32, prefix: &str) -> Result<Self> {
+        if !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Error::Invalid(format!("table prefix {prefix:?} may hold only letters, digits and `_`")));
+        }
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(pool_size.max(1)).connect(url).await.map_err(store_error)?;
+        let store = Self { pool, prefix: prefix.to_owned() };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    fn sql(&self, template: &str) -> String {
+        template.replace("{p}", &self.prefix)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let table = self.sql("{p}jobs_migrations");
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {table} (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)"
+        ))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        for (version, migration) in MIGRATIONS {
+            let applied: Option<i64> = sqlx::query(&format!("SELECT version FROM {table} WHERE version = $1"))
+                .bind(*version)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?
+                .map(|row| row.try_get(0))
+                .transpose()
+                .map_err(store_error)?;
+            if applied.is_some() {
+                continue;
+            }
+            let mut tx = self.pool.begin().await.map_err(store_error)?;
+            sqlx::query(&self.sql(migration)).execute(&mut *tx).await.map_err(store_error)?;
+            sqlx::query(&format!("INSERT INTO {table} (version, applied_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING"))
+                .bind(*version)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    /// Drops this prefix's tables (for tests that clean up after themselves).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn drop_tables(&self) -> Result<()> {
+        for table in ["{p}jobs", "{p}jobs_migrations"] {
+            sqlx::query(&format!("DROP TABLE IF EXISTS {}", self.sql(table)))
+                .execute(&self.pool)
+                .await
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the database answers (for readiness checks).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+fn to_i64(n: u32) -> i64 {
+    i64::from(n)
+}
+
+fn to_u32(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+fn row_to_job(row: &AnyRow) -> Result<Job> {
+    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(store_error);
+    let get_os = |c: &str| row.try_get::<Option<String>, _>(c).map_err(store_error);
+    let get_i = |c: &str| row.try_get::<i64, _>(c).map_err(store_error);
+    let get_oi = |c: &str| row.try_get::<Option<i64>, _>(c).map_err(store_error);
+    let id = get_s("id")?;
+    let error = match (get_os("error_message")?, get_os("error_task")?) {
+        (Some(message), task) => Some(JobError { message, task }),
+        (None, _) => None,
+    };
+    Ok(Job {
+        id: Uuid::parse_str(&id).map_err(|e| Error::Store(format!("stored id {id:?}: {e}")))?,
+        name: get_s("name")?,
+        status: Status::parse(&get_s("status")?)?,
+        tasks_total: to_u32(get_i("tasks_total")?),
+        tasks_done: to_u32(get_i("tasks_done")?),
+        percent: row.try_get::<Option<f64>, _>("percent").map_err(store_error)?,
+        message: get_os("message")?,
+        attempts: to_u32(get_i("attempts")?),
+        input: serde_json::from_str(&get_s("input")?).map_err(json_error)?,
+        result: get_os("result")?.map(|r| serde_json::from_str(&r)).transpose().map_err(json_error)?,
+        error,
+        labels: serde_json::from_str::<BTreeMap<String, String>>(&get_s("labels")?).map_err(json_error)?,
+        created_ms: get_i("created_ms")?,
+        started_ms: get_oi("started_ms")?,
+        finished_ms: get_oi("finished_ms")?,
+        updated_ms: get_i("updated_ms")?,
+        version: get_i("version")?,
+    })
+}
+
+/// Binds a job's columns (after `id`) in `COLUMNS` order.
+fn bind_job<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    job: &Job,
+) -> Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>> {
+    let input = serde_json::to_string(&job.input).map_err(json_error)?;
+    let result = job.result.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
+    let labels = serde_json::to_string(&job.labels).map_err(json_error)?;
+    Ok(query
+        .bind(job.name.clone())
+        .bind(job.status.as_str())
+        .bind(to_i64(job.tasks_total))
+        .bind(to_i64(job.tasks_done))
+        .bind(job.percent)
+        .bind(job.message.clone())
+        .bind(to_i64(job.attempts))
+        .bind(input)
+        .bind(result)
+        .bind(job.error.as_ref().map(|e| e.message.clone()))
+        .bind(job.error.as_ref().and_then(|e| e.task.clone()))
+        .bind(labels)
+        .bind(job.created_ms)
+        .bind(job.started_ms)
+        .bind(job.finished_ms)
+        .bind(job.updated_ms)
+        .bind(job.version))
+}
+
+impl JobStore for SqlStore {
+    fn create(&self, job: NewJob) -> BoxFuture<Result<Job>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let job = job.into_job(now_ms());
+            let sql = store.sql(&format!(
+                "INSERT INTO {{p}}jobs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            ));
+            let query = sqlx::query(&sql).bind(job.id.to_string());
+            bind_job(query, &job)?.execute(&store.pool).await.map_err(store_error)?;
+            Ok(job)
+        })
+    }
+
+    fn get(&self, id: Uuid) -> BoxFuture<Result<Job>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let sql = store.sql(&format!("SELECT {COLUMNS} FROM {{p}}jobs WHERE id = $1"));
+            let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(&store.pool).await.map_err(store_error)?;
+            row.as_ref().map(row_to_job).transpose()?.ok_or(Error::NotFound(id))
+        })
+    }
+
+    fn update(&self, job: Job) -> BoxFuture<Result<Job>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let expected = job.version;
+            let mut next = job;
+            next.version = expected + 1;
+            next.updated_ms = now_ms();
+            let sql = store.sql(
+                "UPDATE {p}jobs SET name = $2, status = $3, tasks_total = $4, tasks_done = $5, percent = $6, \
+                 message = $7, attempts = $8, input = $9, result = $10, error_message = $11, error_task = $12, \
+                 labels = $13, created_ms = $14, started_ms = $15, finished_ms = $16, updated_ms = $17, \
+                 version = $18 WHERE id = $1 AND version = $19",
+            );
+            let query = sqlx::query(&sql).bind(next.id.to_string());
+            let done = bind_job(query, &next)?.bind(expected).execute(&store.pool).await.map_err(store_error)?;
+            if done.rows_affected() == 1 {
+                return Ok(next);
+            }
+            // Nothing written: gone, or changed since it was read.
+            match store.get(next.id).await {
+                Ok(_) => Err(Error::Conflict { id: next.id, expected }),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn list(&self, filter: Filter, cursor: Option<String>, limit: u32) -> BoxFuture<Result<Page>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let after = parse_cursor(cursor.as_deref())?;
+            let limit = limit.clamp(1, 1000);
+            let mut conditions = Vec::new();
+            let mut n = 0;
+            let mut next = || {
+                n += 1;
+                format!("${n}")
+            };
+            if filter.name.is_some() {
+                conditions.push(format!("name = {}", next()));
+            }
+            if filter.status.is_some() {
+                conditions.push(format!("status = {}", next()));
+            }
+            if filter.created_from.is_some() {
+                conditions.push(format!("created_ms >= {}", next()));
+            }
+            if filter.created_until.is_some() {
+                conditions.push(format!("created_ms < {}", next()));
+            }
+            if after.is_some() {
+                conditions.push(format!("id < {}", next()));
+            }
+            let limit_param = next();
+            let where_clause =
+                if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+            let sql = store
+                .sql(&format!("SELECT {COLUMNS} FROM {{p}}jobs {where_clause} ORDER BY id DESC LIMIT {limit_param}"));
+            let mut query = sqlx::query(&sql);
+            if let Some(name) = filter.name {
+                query = query.bind(name);
+            }
+            if let Some(status) = filter.status {
+                query = query.bind(status.as_str());
+            }
+            if let Some(from) = filter.created_from {
+                query = query.bind(from);
+            }
+            if let Some(until) = filter.created_until {
+                query = query.bind(until);
+            }
+            if let Some(after) = after {
+                query = query.bind(after.to_string());
+            }
+            let rows = query.bind(i64::from(limit) + 1).fetch_all(&store.pool).await.map_err(store_error)?;
+            let mut jobs = rows.iter().map(row_to_job).collect::<Result<Vec<_>>>()?;
+            let more = jobs.len() > limit as usize;
+            jobs.truncate(limit as usize);
+            let next_cursor = if more { jobs.last().map(|j| j.id.to_string()) } else { None };
+            Ok(Page { jobs, next_cursor })
+        })
+    }
+
+    fn delete(&self, id: Uuid) -> BoxFuture<Result<()>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let sql = store.sql("DELETE FROM {p}jobs WHERE id = $1");
+            sqlx::query(&sql).bind(id.to_string()).execute(&store.pool).await.map_err(store_error)?;
+            Ok(())
+        })
+    }
+
+    fn purge(&self, before_ms: i64) -> BoxFuture<Result<u64>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let sql = store
+                .sql("DELETE FROM {p}jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_ms < $1");
+            let done = sqlx::query(&sql).bind(before_ms).execute(&store.pool).await.map_err(store_error)?;
+            Ok(done.rows_affected())
+        })
+    }
+}

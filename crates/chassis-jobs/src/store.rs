@@ -1,0 +1,40 @@
+//! [`JobStore`]: where jobs live.
+
+use chassis_tasks::BoxFuture;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::model::{Filter, Job, NewJob, Page};
+
+/// Storage for jobs. Every backend passes the same conformance suite.
+///
+/// Updates are conditional: [`update`](Self::update) writes only if the stored
+/// version is still the job's `version`, and bumps it; otherwise it returns
+/// [`Error::Conflict`](crate::Error::Conflict) and the caller reloads and retries.
+pub trait JobStore: Send + Sync + 'static {
+    /// Stores a new pending job.
+    fn create(&self, job: NewJob) -> BoxFuture<Result<Job>>;
+
+    /// The job with `id`.
+    fn get(&self, id: Uuid) -> BoxFuture<Result<Job>>;
+
+    /// Writes `job` if its stored version is still `job.version`; returns it
+    /// with the new version.
+    fn update(&self, job: Job) -> BoxFuture<Result<Job>>;
+
+    /// Up to `limit` jobs matching `filter`, newest first, after `cursor`.
+    fn list(&self, filter: Filter, cursor: Option<String>, limit: u32) -> BoxFuture<Result<Page>>;
+
+    /// Deletes a job (no error if it is already gone).
+    fn delete(&self, id: Uuid) -> BoxFuture<Result<()>>;
+
+    /// Deletes finished jobs that finished before `before_ms`; returns how many.
+    fn purge(&self, before_ms: i64) -> BoxFuture<Result<u64>>;
+}
+
+/// The cursor of a listing: the last id returned (UUID v7 ids sort by time).
+pub(crate) fn parse_cursor(cursor: Option<&str>) -> Result<Option<Uuid>> {
+    cursor
+        .map(|c| Uuid::parse_str(c).map_err(|e| crate::Error::Invalid(format!("cursor {c:?} is not a job id: {e}"))))
+        .transpose()
+}

@@ -1,0 +1,9 @@
+//! Integration tests of chassis-jobs: one conformance suite for every store,
+//! tasks driving jobs, concurrency, and the HTTP view.
+#![allow(missing_docs, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod conformance;
+#[cfg(feature = "http")]
+mod http;
+mod stores;
+mod tasks;

@@ -25,7 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
             status TEXT NOT NULL,
             tasks_total BIGINT NOT NULL,
             tasks_done BIGINT NOT NULL,
-            percent DOUBLE PRECISION,
+            percent_hundredths BIGINT,
             message TEXT,
             attempts BIGINT NOT NULL,
             input TEXT NOT NULL,
@@ -44,7 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, "CREATE INDEX IF NOT EXISTS {p}jobs_finished ON {p}jobs (finished_ms)"),
 ];
 
-const COLUMNS: &str = "id, name, status, tasks_total, tasks_done, percent, message, attempts, input, result, \
+const COLUMNS: &str = "id, name, status, tasks_total, tasks_done, percent_hundredths, message, attempts, input, result, \
                        error_message, error_task, labels, created_ms, started_ms, finished_ms, updated_ms, version";
 
 /// A job store on SQLite or PostgreSQL. Cheap to clone.
@@ -172,7 +172,8 @@ fn row_to_job(row: &AnyRow) -> Result<Job> {
         status: Status::parse(&get_s("status")?)?,
         tasks_total: to_u32(get_i("tasks_total")?),
         tasks_done: to_u32(get_i("tasks_done")?),
-        percent: row.try_get::<Option<f64>, _>("percent").map_err(store_error)?,
+        // Stored in hundredths: sqlx's Any driver cannot bind a NULL float to PostgreSQL reliably.
+        percent: get_oi("percent_hundredths")?.map(|h| h as f64 / 100.0),
         message: get_os("message")?,
         attempts: to_u32(get_i("attempts")?),
         input: serde_json::from_str(&get_s("input")?).map_err(json_error)?,
@@ -200,7 +201,7 @@ fn bind_job<'q>(
         .bind(job.status.as_str())
         .bind(to_i64(job.tasks_total))
         .bind(to_i64(job.tasks_done))
-        .bind(job.percent)
+        .bind(job.percent.map(|p| (p * 100.0).round() as i64))
         .bind(job.message.clone())
         .bind(to_i64(job.attempts))
         .bind(input)
@@ -246,7 +247,7 @@ impl JobStore for SqlStore {
             next.version = expected + 1;
             next.updated_ms = now_ms();
             let sql = store.sql(
-                "UPDATE {p}jobs SET name = $2, status = $3, tasks_total = $4, tasks_done = $5, percent = $6, \
+                "UPDATE {p}jobs SET name = $2, status = $3, tasks_total = $4, tasks_done = $5, percent_hundredths = $6, \
                  message = $7, attempts = $8, input = $9, result = $10, error_message = $11, error_task = $12, \
                  labels = $13, created_ms = $14, started_ms = $15, finished_ms = $16, updated_ms = $17, \
                  version = $18 WHERE id = $1 AND version = $19",

@@ -35,6 +35,10 @@
 //! | `breaker` | [`breaker`]: a lock-free circuit breaker with a reqwest middleware (a breaker per host) and a tower layer | Yes |
 //! | `tasks` | [`tasks`]: reliable asynchronous tasks — producer, worker with retries, dead letters, heartbeats and graceful shutdown, embedded queue | Yes |
 //! | `tasks-sqs` | The AWS SQS task backend | No |
+//! | `jobs` | [`jobs`]: job tracking — state machine, stores, the hook that ties task execution to job status | Yes |
+//! | `jobs-sqlite` | The SQLite job store | No |
+//! | `jobs-postgres` | The PostgreSQL job store | No |
+//! | `jobs-http` | The HTTP view of jobs (axum) | No |
 //! | `full` | Everything above | No |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -45,6 +49,9 @@ pub use chassis_breaker as breaker;
 #[cfg(feature = "config")]
 #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub use chassis_config as config;
+#[cfg(feature = "jobs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jobs")))]
+pub use chassis_jobs as jobs;
 #[cfg(feature = "log")]
 #[cfg_attr(docsrs, doc(cfg(feature = "log")))]
 pub use chassis_log as log;

@@ -1,0 +1,33 @@
+//! [`Config`]: the `service` section.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Service runtime configuration: the `service` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where the service's own HTTP API listens. Default: `0.0.0.0:8080`.
+    pub http_addr: SocketAddr,
+    /// Where the admin server (`/livez`, `/readyz`, `/startupz`, `/metrics`,
+    /// `/info`) listens. Default: `0.0.0.0:9090`.
+    pub admin_addr: SocketAddr,
+    /// How long, after SIGTERM, components and in-flight requests may take to
+    /// finish, in seconds. Default: 30.
+    pub shutdown_deadline_secs: u64,
+    /// A readiness check that takes longer than this fails, in milliseconds. Default: 2000.
+    pub check_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            admin_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            shutdown_deadline_secs: 30,
+            check_timeout_ms: 2000,
+        }
+    }
+}

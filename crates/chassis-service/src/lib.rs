@@ -1,0 +1,241 @@
+//! The chassis service runtime: a lifecycle (starting → ready → draining →
+//! stopped) driven by SIGTERM/SIGINT, an admin server with health checks and
+//! Prometheus metrics, and a graceful shutdown that drains every component.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), chassis_service::Error> {
+//! use chassis_service::{Config, Service};
+//!
+//! let mut service = Service::new("billing", "1.4.2", Config::default()); // installs the metrics recorder
+//! service.health().check("database", || async { Ok(()) });
+//! service.router(axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" })));
+//! service.spawn("worker", |shutdown| async move { shutdown.cancelled().await });
+//! service.run().await // until SIGTERM; then drains and returns
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod admin;
+mod config;
+mod health;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use health::{CheckResult, Health, Phase, Readiness};
+pub use tokio_util::sync::CancellationToken as Shutdown;
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A signal handler could not be installed.
+    #[error("cannot install the signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+type Component = (String, Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>);
+
+/// A service: its API, its long-running components, its checks.
+pub struct Service {
+    name: String,
+    version: String,
+    config: Config,
+    health: Health,
+    routers: Vec<Router>,
+    components: Vec<Component>,
+    shutdown: CancellationToken,
+    metrics: Option<PrometheusHandle>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").field("name", &self.name).field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Histogram buckets for every `_seconds` metric: 1 ms to 60 s.
+const SECONDS_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
+
+/// Installs the Prometheus recorder once per process; later calls share it.
+fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                    &SECONDS_BUCKETS,
+                )
+                .ok()?;
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(error) => {
+                    tracing::warn!(%error, "a metrics recorder is already installed; /metrics will be unavailable");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+impl Service {
+    /// A service named `name` at `version`. Installs the Prometheus recorder
+    /// first, so every metric the other crates register from now on shows up
+    /// on `/metrics`: build breakers and workers after this.
+    pub fn new(name: impl Into<String>, version: impl Into<String>, config: Config) -> Self {
+        let metrics = prometheus();
+        let health = Health::new(Duration::from_millis(config.check_timeout_ms.max(1)));
+        Self {
+            name: name.into(),
+            version: version.into(),
+            config,
+            health,
+            routers: Vec::new(),
+            components: Vec::new(),
+            shutdown: CancellationToken::new(),
+            metrics,
+        }
+    }
+
+    /// The readiness checks and phase.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Fires a shutdown as SIGTERM would (for tests and embedding).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Adds routes to the service's HTTP API.
+    pub fn router(&mut self, router: Router) -> &mut Self {
+        self.routers.push(router);
+        self
+    }
+
+    /// Adds a long-running component (a task worker, a scheduler): it runs from
+    /// start and must return when its token is cancelled at shutdown.
+    pub fn spawn<F, Fut>(&mut self, name: impl Into<String>, component: F) -> &mut Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.components.push((name.into(), Box::new(move |token| Box::pin(component(token)))));
+        self
+    }
+
+    /// Binds the listeners, serves, marks the service ready, and waits for
+    /// SIGTERM, SIGINT or [`shutdown_token`](Self::shutdown_token); then fails
+    /// readiness at once, stops the API and the components, waits for them
+    /// within the shutdown deadline, and returns.
+    ///
+    /// # Errors
+    /// [`Error::Bind`] or [`Error::Signals`]: nothing was started.
+    pub async fn run(self) -> Result<()> {
+        let Self { name, version, config, health, routers, components, shutdown, metrics } = self;
+        let api = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .map_err(|source| Error::Bind { addr: config.http_addr, source })?;
+        let admin_listener = tokio::net::TcpListener::bind(config.admin_addr)
+            .await
+            .map_err(|source| Error::Bind { addr: config.admin_addr, source })?;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(Error::Signals)?;
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(Error::Signals)?;
+        let api_addr = api.local_addr().unwrap_or(config.http_addr);
+        let admin_addr = admin_listener.local_addr().unwrap_or(config.admin_addr);
+
+        let info = serde_json::json!({
+            "service": name,
+            "version": version,
+            "chassis": env!("CARGO_PKG_VERSION"),
+            "api": api_addr.to_string(),
+            "admin": admin_addr.to_string(),
+        });
+        let stopped = CancellationToken::new();
+        let admin = admin::Admin { health: health.clone(), metrics, info };
+        let admin_stop = stopped.clone();
+        let admin_server = tokio::spawn(async move {
+            let app = admin::router(admin);
+            if let Err(error) =
+                axum::serve(admin_listener, app).with_graceful_shutdown(admin_stop.cancelled_owned()).await
+            {
+                tracing::error!(%error, "admin server failed");
+            }
+        });
+
+        let draining = CancellationToken::new();
+        let mut app = Router::new();
+        for router in routers {
+            app = app.merge(router);
+        }
+        let api_stop = draining.clone();
+        let api_server = tokio::spawn(async move {
+            if let Err(error) = axum::serve(api, app).with_graceful_shutdown(api_stop.cancelled_owned()).await {
+                tracing::error!(%error, "API server failed");
+            }
+        });
+        let mut running = tokio::task::JoinSet::new();
+        for (component, start) in components {
+            let token = draining.child_token();
+            running.spawn(async move {
+                start(token).await;
+                component
+            });
+        }
+        health.set_phase(Phase::Ready);
+        tracing::info!(service = %name, %version, api = %api_addr, admin = %admin_addr, "service ready");
+
+        let reason = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+            () = shutdown.cancelled() => "shutdown requested",
+        };
+        health.set_phase(Phase::Draining);
+        tracing::info!(reason, deadline_secs = config.shutdown_deadline_secs, "shutting down: draining");
+        draining.cancel();
+        let deadline = Duration::from_secs(config.shutdown_deadline_secs);
+        let drained = tokio::time::timeout(deadline, async {
+            while let Some(done) = running.join_next().await {
+                match done {
+                    Ok(component) => tracing::info!(component, "component stopped"),
+                    Err(error) => tracing::error!(%error, "a component panicked"),
+                }
+            }
+            let _ = api_server.await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::error!(deadline_secs = deadline.as_secs(), "components still running at the shutdown deadline");
+            running.abort_all();
+        }
+        health.set_phase(Phase::Stopped);
+        stopped.cancel();
+        let _ = admin_server.await;
+        tracing::info!("service stopped");
+        Ok(())
+    }
+}

@@ -1,89 +1,255 @@
-//! The quickstart: a service's configuration and logging, the chassis way.
+//! The quickstart: a small but real chassis service.
 //!
 //! ```text
 //! cargo run --example quickstart
-//! APP_LOG__FORMAT=gcp cargo run --example quickstart                      # Cloud Logging lines
-//! APP_PORT=eighty APP_DB__POOL_SIZE=-1 cargo run --example quickstart   # see the report
-//! APP_PROFILE=production cargo run --example quickstart                   # config/production.toml
+//! curl -s -XPOST localhost:8080/jobs -H 'content-type: application/json' -d '{"items": 20}'
+//! curl -s localhost:8080/jobs/<id>          # pending → running (tasks_done/20) → succeeded
+//! curl -s localhost:9090/readyz             # and /livez /startupz /metrics /info
 //! ```
 //!
-//! It reads `examples/quickstart/config/default.toml`, the profile file named by
-//! `APP_PROFILE`, and `APP_*` environment variables; starts logging from the
-//! `log` section; logs a small job; and prints the effective configuration with
-//! where each value came from. A bad configuration prints one report of every
-//! problem and exits with code 78.
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+//! - configuration from `examples/quickstart/config/` + `APP_*` env (a bad one
+//!   prints every problem and exits 78);
+//! - logs (`pretty` on a terminal; `APP_LOG__FORMAT=json` or `gcp`);
+//! - an HTTP API: `POST /jobs {"items": N}` starts a job of N tasks; `GET /jobs/{id}`,
+//!   `GET /jobs`, `POST /jobs/{id}/cancel`;
+//! - each task asks an in-process "pricing service" for a quote through a circuit
+//!   breaker; the pricing service fails a few seconds out of every ten, so the
+//!   breaker opens, tasks wait and retry, the breaker recovers, the job finishes;
+//! - the embedded queue and a SQLite job store by default; SQS and PostgreSQL by
+//!   configuration (`APP_QUEUE=sqs`, `APP_JOBS__BACKEND=postgres`, with the
+//!   `tasks-sqs` and `jobs-postgres` features);
+//! - an admin port with health and Prometheus metrics; SIGTERM drains and exits 0.
+#![allow(clippy::print_stderr)]
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-use chassis::config::{Loader, Require, Rule, Secret};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chassis::breaker::Rejected;
+use chassis::config::{Loader, Require, Rule};
+use chassis::jobs::{JobHook, Jobs, NewJob};
+use chassis::tasks::{MemoryQueue, Producer, Queue, Registry, TaskContext, TaskResult, Worker};
 use serde::{Deserialize, Serialize};
 
 /// The service's whole configuration, one section per concern.
 #[derive(Debug, Serialize, Deserialize)]
 struct Settings {
-    /// The service name, on every log line.
     name: String,
-    /// The port of the service's HTTP API.
-    #[serde(default = "default_port")]
-    port: u16,
-    /// The job database.
-    db: Db,
-    /// Logging (`chassis::log::Config`; its `service` defaults to `name`).
+    #[serde(default)]
+    queue: QueueBackend,
+    #[serde(default)]
+    service: chassis::service::Config,
     #[serde(default)]
     log: chassis::log::Config,
-    /// Static labels added to every log line.
+    tasks: chassis::tasks::Config,
+    #[serde(default)]
+    jobs: chassis::jobs::Config,
+    #[serde(default)]
+    breaker: chassis::breaker::Config,
+    #[serde(default)]
+    downstream: Downstream,
     #[serde(default)]
     labels: BTreeMap<String, String>,
 }
 
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum QueueBackend {
+    #[default]
+    Memory,
+    Sqs,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+struct Downstream {
+    fail_every_secs: u64,
+    fail_for_secs: u64,
+}
+
+impl Default for Downstream {
+    fn default() -> Self {
+        Self { fail_every_secs: 10, fail_for_secs: 3 }
+    }
+}
+
+/// One task: price one item of a job.
 #[derive(Debug, Serialize, Deserialize)]
-struct Db {
-    url: Secret<String>,
-    #[serde(default = "default_pool_size")]
-    pool_size: u16,
+struct PriceItem {
+    item: u32,
 }
 
-fn default_port() -> u16 {
-    8080
+#[derive(Debug, Deserialize)]
+struct StartJob {
+    items: u32,
 }
 
-fn default_pool_size() -> u16 {
-    10
+fn fail(message: &str) -> ! {
+    eprintln!("quickstart: {message}");
+    std::process::exit(1)
 }
 
-fn main() {
+#[tokio::main]
+async fn main() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart/config");
     let loaded = Loader::new("APP")
         .dir(dir)
-        .require(Require::key("db.url").rule(Rule::url()))
-        .require(Require::key("port").optional().rule(Rule::range(1.0, 65535.0)))
+        .require(Require::key("tasks.task_pool").rule(Rule::not_empty()))
         .extract_or_exit::<Settings>();
     let settings = loaded.value();
 
     let mut log = settings.log.clone();
-    if log.service == chassis::log::Config::default().service {
-        log.service.clone_from(&settings.name);
-    }
+    log.service.clone_from(&settings.name);
     log.version = env!("CARGO_PKG_VERSION").into();
     log.labels.extend(settings.labels.clone());
-    let _guard = match chassis::log::init(&log) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("cannot start logging: {e}");
-            std::process::exit(1);
-        }
-    };
-
+    let _log = chassis::log::init(&log).unwrap_or_else(|e| fail(&format!("cannot start logging: {e}")));
     for warning in loaded.warnings() {
         tracing::warn!(%warning, "configuration");
     }
-    tracing::info!(port = settings.port, pool_size = settings.db.pool_size, "configuration loaded");
-    chassis::log::with_job("0190c5e2-7b1a-7cc1-9f0e-3d2d6c9b5a10", "import-catalog", || {
-        let task = tracing::info_span!("task", task = "fetch", attempt = 1u32);
-        let _task = task.enter();
-        tracing::info!(rows = 120, "imported");
+
+    // The service first: it installs the metrics recorder the other parts report to.
+    let service = chassis::service::Service::new(&settings.name, env!("CARGO_PKG_VERSION"), settings.service.clone());
+    let jobs =
+        Jobs::from_config(&settings.jobs).await.unwrap_or_else(|e| fail(&format!("cannot open the job store: {e}")));
+
+    let result = match settings.queue {
+        QueueBackend::Memory => serve(service, settings, jobs, MemoryQueue::new(&settings.tasks.task_pool)).await,
+        #[cfg(feature = "tasks-sqs")]
+        QueueBackend::Sqs => {
+            let queue = chassis::tasks::SqsQueue::from_config(&settings.tasks)
+                .await
+                .unwrap_or_else(|e| fail(&format!("cannot open the SQS queue: {e}")));
+            serve(service, settings, jobs, queue).await
+        }
+        #[cfg(not(feature = "tasks-sqs"))]
+        QueueBackend::Sqs => fail("queue = \"sqs\" needs the tasks-sqs feature (cargo run --features tasks-sqs …)"),
+    };
+    if let Err(e) = result {
+        fail(&e);
+    }
+}
+
+#[derive(Clone)]
+struct Api<Q: Queue + Clone> {
+    jobs: Jobs,
+    producer: Producer<Q>,
+}
+
+async fn serve<Q: Queue + Clone>(
+    mut service: chassis::service::Service,
+    settings: &Settings,
+    jobs: Jobs,
+    queue: Q,
+) -> Result<(), String> {
+    // Tasks call the pricing service through a breaker per host.
+    let breakers = chassis::breaker::Registry::new(settings.breaker.clone()).map_err(|e| e.to_string())?;
+    let client = chassis::breaker::client(breakers).map_err(|e| e.to_string())?;
+    let http_addr = settings.service.http_addr;
+    let local = SocketAddr::from(([127, 0, 0, 1], http_addr.port()));
+    let pricing = format!("http://{local}/pricing/quote");
+
+    let mut registry = Registry::new();
+    registry
+        .task("price_item", move |task: PriceItem, ctx: TaskContext| {
+            let (client, url) = (client.clone(), format!("{pricing}/{}", task.item));
+            async move {
+                match client.get(&url).send().await {
+                    Ok(response) if response.status().is_success() => {
+                        tracing::info!(item = task.item, attempt = ctx.attempt, "item priced");
+                        TaskResult::Success
+                    }
+                    Ok(response) => TaskResult::Failure(format!("pricing answered {}", response.status())),
+                    Err(error) => match Rejected::from_reqwest(&error) {
+                        // The breaker is open: wait until it lets calls through again.
+                        Some(rejected) => TaskResult::Retry(rejected.retry_after()),
+                        None => TaskResult::Failure(error.to_string()),
+                    },
+                }
+            }
+        })
+        .map_err(|e| e.to_string())?;
+
+    let worker = Worker::new(queue.clone(), registry, settings.tasks.clone())
+        .map_err(|e| e.to_string())?
+        .hook(JobHook::new(jobs.clone()));
+    let health = worker.health();
+    service.health().check("task_queue", move || {
+        let health = health.clone();
+        async move {
+            if health.is_ready() {
+                Ok(())
+            } else {
+                Err(health.last_error().unwrap_or_else(|| "consumer not running".into()))
+            }
+        }
     });
-    tracing::info!("outside the job: no job fields on this line");
-    println!("\nEffective configuration:\n{}", loaded.effective());
+    let store = jobs.clone();
+    service.health().check("job_store", move || {
+        let store = store.clone();
+        async move { store.list(chassis::jobs::Filter::default(), None, 1).await.map(|_| ()).map_err(|e| e.to_string()) }
+    });
+    service.spawn("task_worker", move |shutdown| async move {
+        let report = worker.run(shutdown).await;
+        tracing::info!(?report, "task worker stopped");
+    });
+    let retention = settings.jobs.retention();
+    let purging = jobs.clone();
+    service.spawn("job_purge", move |shutdown| async move {
+        loop {
+            match purging.purge(retention).await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "old jobs purged"),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "purging old jobs failed"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            }
+        }
+    });
+
+    let api = Api { jobs: jobs.clone(), producer: Producer::new(queue) };
+    let downstream = settings.downstream.clone();
+    // Start the pricing service's clock now.
+    let _ = quote(Downstream { fail_every_secs: 0, fail_for_secs: 0 }, Path(0)).await;
+    service.router(
+        axum::Router::new()
+            .route("/jobs", post(start_job::<Q>))
+            .with_state(api)
+            .merge(chassis::jobs::router(jobs))
+            .route("/pricing/quote/{item}", get(move |item| quote(downstream.clone(), item))),
+    );
+    service.run().await.map_err(|e| e.to_string())
+}
+
+/// `POST /jobs {"items": N}`: a job of N `price_item` tasks.
+async fn start_job<Q: Queue + Clone>(State(api): State<Api<Q>>, Json(request): Json<StartJob>) -> Response {
+    if !(1..=10_000).contains(&request.items) {
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": "items must be 1 to 10000"})))
+            .into_response();
+    }
+    let tasks = (0..request.items).map(|item| api.producer.task("price_item", &PriceItem { item })).collect();
+    let job = NewJob::new("price-catalog", serde_json::json!({ "items": request.items }));
+    match api.jobs.start_with_tasks(&api.producer, job, tasks).await {
+        Ok(job) => (StatusCode::ACCEPTED, Json(job)).into_response(),
+        Err(e) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(serde_json::json!({"error": e.to_string()}))).into_response()
+        }
+    }
+}
+
+/// The flaky in-process pricing service: 503 for the first `fail_for_secs` of
+/// every `fail_every_secs`, counted from start.
+async fn quote(downstream: Downstream, Path(item): Path<u32>) -> Response {
+    static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let now = STARTED.get_or_init(Instant::now).elapsed().as_secs();
+    if downstream.fail_every_secs > 0 && now % downstream.fail_every_secs < downstream.fail_for_secs {
+        return (StatusCode::SERVICE_UNAVAILABLE, "pricing is having a bad moment").into_response();
+    }
+    Json(serde_json::json!({ "item": item, "cents": 100 + item % 50 })).into_response()
 }

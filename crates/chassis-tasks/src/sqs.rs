@@ -65,8 +65,11 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
     }
 }
 
+/// Whole seconds, rounded up: SQS counts delays, waits and visibility in
+/// seconds, and a sub-second wait must not become 0 (immediately visible).
 fn secs(d: Duration) -> i32 {
-    i32::try_from(d.as_secs()).unwrap_or(i32::MAX)
+    let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i32::try_from(whole).unwrap_or(i32::MAX)
 }
 
 impl SqsQueue {
@@ -368,5 +371,18 @@ impl Queue for SqsQueue {
             visibility_timeout: Duration::from_secs(number(QueueAttributeName::VisibilityTimeout)),
             fifo: a.get(&QueueAttributeName::FifoQueue).is_some_and(|v| v == "true"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sub_second_durations_round_up_not_down_to_zero() {
+        assert_eq!(secs(Duration::ZERO), 0);
+        assert_eq!(secs(Duration::from_millis(300)), 1);
+        assert_eq!(secs(Duration::from_millis(2000)), 2);
+        assert_eq!(secs(Duration::from_millis(2001)), 3);
     }
 }

@@ -1,0 +1,206 @@
+//! End to end: the quickstart as a child process — drive its API until a job
+//! succeeds (through a flaky downstream and the breaker), check /readyz and
+//! /metrics, send SIGTERM, expect a clean exit with no task lost. Again on SQS
+//! (moto) and PostgreSQL when those features are built.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// The example binary cargo built next to this test (`target/<profile>/examples/quickstart`).
+fn quickstart_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let binary = profile_dir.join("examples").join("quickstart");
+    assert!(binary.exists(), "{} is missing: run the tests with cargo test --all-targets", binary.display());
+    binary
+}
+
+struct Quickstart {
+    child: Option<Child>,
+    api: SocketAddr,
+    admin: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Quickstart {
+    fn start(extra_env: &[(&str, String)]) -> Self {
+        let (api, admin) = (free_addr(), free_addr());
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(quickstart_binary());
+        command
+            .current_dir(dir.path())
+            .env("APP_SERVICE__HTTP_ADDR", api.to_string())
+            .env("APP_SERVICE__ADMIN_ADDR", admin.to_string())
+            .env("APP_JOBS__PATH", dir.path().join("jobs.db"))
+            .env("APP_LOG__FORMAT", "json")
+            // The pricing service fails its first 2 s of every 60: the job's first
+            // tasks fail, the breaker opens, tasks wait, it recovers.
+            .env("APP_DOWNSTREAM__FAIL_EVERY_SECS", "60")
+            .env("APP_DOWNSTREAM__FAIL_FOR_SECS", "2")
+            .env("APP_BREAKER__OPEN_TIMEOUT_MS", "500")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        Self { child: Some(command.spawn().unwrap()), api, admin, _dir: dir }
+    }
+
+    async fn get(&self, addr: SocketAddr, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn wait_ready(&self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = reqwest::get(format!("http://{}/readyz", self.admin)).await {
+                if response.status() == 200 {
+                    return;
+                }
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the quickstart never became ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Starts a job of `items` tasks and waits for it to finish.
+    async fn run_job(&self, items: u32) -> Value {
+        let client = reqwest::Client::new();
+        let response =
+            client.post(format!("http://{}/jobs", self.api)).json(&json!({ "items": items })).send().await.unwrap();
+        assert_eq!(response.status(), 202);
+        let job: Value = response.json().await.unwrap();
+        let id = job["id"].as_str().unwrap().to_owned();
+        let started = Instant::now();
+        loop {
+            let (status, body) = self.get(self.api, &format!("/jobs/{id}")).await;
+            assert_eq!(status, 200);
+            let job: Value = serde_json::from_str(&body).unwrap();
+            if job["status"] != "pending" && job["status"] != "running" {
+                return job;
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "job still {} after 120 s: {job}", job["status"]);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status and what it logged.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let child = self.child.take().unwrap();
+        let pid = child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let output = child.wait_with_output().unwrap();
+        (output.status, String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+}
+
+impl Drop for Quickstart {
+    /// A failed test must not leave the service running.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn drive(quickstart: Quickstart) {
+    quickstart.wait_ready().await;
+    let (status, readyz) = quickstart.get(quickstart.admin, "/readyz").await;
+    assert_eq!(status, 200, "{readyz}");
+    let readyz: Value = serde_json::from_str(&readyz).unwrap();
+    assert_eq!(readyz["checks"]["task_queue"]["ok"], true);
+    assert_eq!(readyz["checks"]["job_store"]["ok"], true);
+
+    let job = quickstart.run_job(30).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["tasks_done"], 30, "no task lost");
+    assert!(job["attempts"].as_u64().unwrap() > 30, "some tasks were retried: {job}");
+
+    let (status, metrics) = quickstart.get(quickstart.admin, "/metrics").await;
+    assert_eq!(status, 200);
+    for metric in [
+        "chassis_tasks_received_total{task=\"price_item\"}",
+        "chassis_tasks_succeeded_total{task=\"price_item\"} 30",
+        "chassis_tasks_handler_duration_seconds_bucket",
+        "chassis_breaker_calls_total",
+        "chassis_breaker_state",
+        "from=\"closed\",to=\"open\"",
+        "from=\"half_open\",to=\"closed\"",
+    ] {
+        assert!(metrics.contains(metric), "{metric} missing from /metrics:\n{metrics}");
+    }
+    let (_, info) = quickstart.get(quickstart.admin, "/info").await;
+    assert!(info.contains("\"service\":\"quickstart\""), "{info}");
+    assert_eq!(quickstart.get(quickstart.admin, "/livez").await.0, 200);
+
+    let (status, logs) = quickstart.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(logs.contains("SIGTERM") && logs.contains("service stopped"), "{logs}");
+    let lines: Vec<Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(!lines.is_empty() && lines.iter().all(|l| l["service"] == "quickstart"), "every line names the service");
+    assert!(lines.iter().any(|l| l["job_id"] == job["id"] && l["task"] == "price_item"), "task lines carry the job id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_on_embedded_defaults() {
+    drive(Quickstart::start(&[])).await;
+}
+
+#[cfg(all(feature = "tasks-sqs", feature = "jobs-postgres"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_on_sqs_and_postgres() {
+    // moto on a free loopback port, killed when the test ends.
+    let port = free_addr().port();
+    let _moto = Killed(
+        Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("moto_server is needed (pip install 'moto[server]'): {e}")),
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    #[allow(clippy::disallowed_methods)] // the test's own switch
+    let postgres =
+        std::env::var("CHASSIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let prefix = format!("qs{}_", std::process::id());
+    let env = [
+        ("APP_QUEUE", "sqs".to_owned()),
+        ("APP_TASKS__ENDPOINT", endpoint),
+        ("APP_TASKS__REGION", "us-east-1".to_owned()),
+        ("APP_TASKS__CREATE_QUEUE", "true".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("APP_JOBS__BACKEND", "postgres".to_owned()),
+        ("APP_JOBS__URL", postgres),
+        ("APP_JOBS__TABLE_PREFIX", prefix),
+    ];
+    drive(Quickstart::start(&env)).await;
+}

@@ -21,6 +21,20 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use crate::node::{DisplayPath, Node, Seg};
 use crate::source::{Source, SourceId, Sources};
 
+/// Stand-ins for a bad string value, tried in turn until the target type takes
+/// one: plain text, then the shapes common `FromStr` types parse (socket
+/// address, URL, UUID, timestamp, duration).
+pub(crate) const STRING_STAND_INS: [&str; 8] = [
+    "",
+    "x",
+    "0",
+    "0.0.0.0:0",
+    "http://localhost/",
+    "00000000-0000-0000-0000-000000000000",
+    "1970-01-01T00:00:00Z",
+    "1s",
+];
+
 /// The newtype name [`Secret`](crate::Secret) deserializes through; the
 /// deserializer marks the path as secret when it sees it.
 pub(crate) const SECRET_NEWTYPE: &str = "chassis_config::Secret";
@@ -402,7 +416,7 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_, '_> {
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         if let Node::Placeholder(n) = self.node {
-            let stand_in = ["", "x", "0"][usize::from(*n).min(2)];
+            let stand_in = STRING_STAND_INS[usize::from(*n).min(STRING_STAND_INS.len() - 1)];
             return visitor.visit_str(stand_in).map_err(|e| self.attach(e));
         }
         self.deserialize_any(visitor)

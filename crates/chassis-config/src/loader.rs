@@ -18,8 +18,8 @@ use crate::node::{DisplayPath, Node, Seg, key_segs, split_key};
 use crate::require::{Require, Target};
 use crate::source::{Source, Sources};
 
-/// How many stand-ins one extraction may try before it gives up looking for more
-/// problems. Each problem costs one pass, plus up to two more for a stand-in the
+/// How many passes one extraction may make before it gives up looking for more
+/// problems. Each problem costs one pass, plus a few more for stand-ins the
 /// target type rejects.
 const MAX_PASSES: usize = 512;
 
@@ -463,7 +463,7 @@ impl Config {
             let key = error.key_path();
             let rel = key.get(base.len()..).unwrap_or_default();
             match tree.get_mut(rel) {
-                Some(Node::Placeholder(n)) if *n < 2 => {
+                Some(Node::Placeholder(n)) if usize::from(*n) + 1 < crate::de::STRING_STAND_INS.len() => {
                     *n += 1;
                     continue;
                 }

@@ -144,7 +144,7 @@ struct Url(#[allow(dead_code)] String);
 impl<'de> Deserialize<'de> for Url {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        if s.contains("://") { Ok(Self(s)) } else { Err(serde::de::Error::custom("not a URL")) }
+        if s.starts_with("chassis://") { Ok(Self(s)) } else { Err(serde::de::Error::custom("not a URL")) }
     }
 }
 

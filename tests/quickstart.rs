@@ -15,12 +15,18 @@ fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-/// The example binary cargo built next to this test (`target/<profile>/examples/quickstart`).
+/// The example binary: `target/<profile>/examples/quickstart`, which
+/// `cargo build --examples` (with this run's features) leaves there — scripts/test
+/// builds it before each test run. (`cargo test` alone builds examples under
+/// hashed names and does not refresh this one.)
 fn quickstart_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let binary = profile_dir.join("examples").join("quickstart");
-    assert!(binary.exists(), "{} is missing: run the tests with cargo test --all-targets", binary.display());
+    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join("quickstart");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build --examples` with the same features first",
+        binary.display()
+    );
     binary
 }
 
@@ -49,7 +55,7 @@ impl Quickstart {
             .env("APP_BREAKER__OPEN_TIMEOUT_MS", "500")
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::from(std::fs::File::create(dir.path().join("stderr.log")).unwrap()));
         for (key, value) in extra_env {
             command.env(key, value);
         }
@@ -61,7 +67,7 @@ impl Quickstart {
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
-    async fn wait_ready(&self) {
+    async fn wait_ready(&mut self) {
         let started = Instant::now();
         loop {
             if let Ok(response) = reqwest::get(format!("http://{}/readyz", self.admin)).await {
@@ -69,7 +75,11 @@ impl Quickstart {
                     return;
                 }
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "the quickstart never became ready");
+            let stderr = || std::fs::read_to_string(self._dir.path().join("stderr.log")).unwrap_or_default();
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the quickstart exited with {status} before it was ready:\n{}", stderr());
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "the quickstart never became ready:\n{}", stderr());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -125,7 +135,7 @@ impl Drop for Killed {
     }
 }
 
-async fn drive(quickstart: Quickstart) {
+async fn drive(mut quickstart: Quickstart) {
     quickstart.wait_ready().await;
     let (status, readyz) = quickstart.get(quickstart.admin, "/readyz").await;
     assert_eq!(status, 200, "{readyz}");

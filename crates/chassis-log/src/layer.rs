@@ -180,6 +180,20 @@ impl<W> JsonLayer<W> {
         SpanContext { own, own_trace, fields, trace, fragment, gcp_labels, gcp_trace }
     }
 
+    /// Renders a span's fields over its parent's and keeps them on the span.
+    fn store<S>(&self, span: &tracing_subscriber::registry::SpanRef<'_, S>, visitor: SpanVisitor)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let context = {
+            let parent = span.parent();
+            let parent_ext = parent.as_ref().map(|p| p.extensions());
+            let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
+            self.span_context(parent_ctx, visitor.fields, visitor.trace)
+        };
+        span.extensions_mut().replace(context);
+    }
+
     /// Renders one line into `scratch.buf`.
     fn render(&self, event: &Event<'_>, span: Option<&SpanContext>, scratch: &mut Scratch, budget: Budget) {
         let Scratch { buf, names, chain, callsites } = scratch;
@@ -409,13 +423,7 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut visitor = SpanVisitor::default();
         attrs.record(&mut visitor);
-        let context = {
-            let parent = span.parent();
-            let parent_ext = parent.as_ref().map(|p| p.extensions());
-            let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
-            self.span_context(parent_ctx, visitor.fields, visitor.trace)
-        };
-        span.extensions_mut().replace(context);
+        self.store(&span, visitor);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -427,13 +435,7 @@ where
         };
         let mut visitor = SpanVisitor { fields: own, trace: own_trace };
         values.record(&mut visitor);
-        let context = {
-            let parent = span.parent();
-            let parent_ext = parent.as_ref().map(|p| p.extensions());
-            let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
-            self.span_context(parent_ctx, visitor.fields, visitor.trace)
-        };
-        span.extensions_mut().replace(context);
+        self.store(&span, visitor);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

@@ -21,7 +21,6 @@
 //! - an admin port with health and Prometheus metrics; SIGTERM drains and exits 0.
 #![allow(clippy::print_stderr)]
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -36,10 +35,10 @@ use chassis::jobs::{JobHook, Jobs, NewJob};
 use chassis::tasks::{MemoryQueue, Producer, Queue, Registry, TaskContext, TaskResult, Worker};
 use serde::{Deserialize, Serialize};
 
-/// The service's whole configuration, one section per concern.
+/// The service's whole configuration, one section per concern (`service` and
+/// `log` are read by `boot`, and listed here so their keys are known).
 #[derive(Debug, Serialize, Deserialize)]
 struct Settings {
-    name: String,
     #[serde(default)]
     queue: QueueBackend,
     #[serde(default)]
@@ -53,8 +52,6 @@ struct Settings {
     breaker: chassis::breaker::Config,
     #[serde(default)]
     downstream: Downstream,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -97,34 +94,22 @@ fn fail(message: &str) -> ! {
 #[tokio::main]
 async fn main() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart/config");
-    let loaded = Loader::new("APP")
-        .dir(dir)
-        .require(Require::key("tasks.task_pool").rule(Rule::not_empty()))
-        .extract_or_exit::<Settings>();
-    let settings = loaded.value();
-
-    let mut log = settings.log.clone();
-    log.service.clone_from(&settings.name);
-    log.version = env!("CARGO_PKG_VERSION").into();
-    log.labels.extend(settings.labels.clone());
-    let _log = chassis::log::init(&log).unwrap_or_else(|e| fail(&format!("cannot start logging: {e}")));
-    for warning in loaded.warnings() {
-        tracing::warn!(%warning, "configuration");
-    }
-
-    // The service first: it installs the metrics recorder the other parts report to.
-    let service = chassis::service::Service::new(&settings.name, env!("CARGO_PKG_VERSION"), settings.service.clone());
+    let loader = Loader::new("APP").dir(dir).require(Require::key("tasks.task_pool").rule(Rule::not_empty()));
+    // Configuration (a bad one: every problem, exit 78), logging, and the
+    // service with its metrics recorder — before anything registers metrics.
+    let boot = chassis::service::boot::<Settings>("quickstart", env!("CARGO_PKG_VERSION"), loader);
+    let settings = boot.config.value();
     let jobs =
         Jobs::from_config(&settings.jobs).await.unwrap_or_else(|e| fail(&format!("cannot open the job store: {e}")));
 
     let result = match settings.queue {
-        QueueBackend::Memory => serve(service, settings, jobs, MemoryQueue::new(&settings.tasks.task_pool)).await,
+        QueueBackend::Memory => serve(boot.service, settings, jobs, MemoryQueue::new(&settings.tasks.task_pool)).await,
         #[cfg(feature = "tasks-sqs")]
         QueueBackend::Sqs => {
             let queue = chassis::tasks::SqsQueue::from_config(&settings.tasks)
                 .await
                 .unwrap_or_else(|e| fail(&format!("cannot open the SQS queue: {e}")));
-            serve(service, settings, jobs, queue).await
+            serve(boot.service, settings, jobs, queue).await
         }
         #[cfg(not(feature = "tasks-sqs"))]
         QueueBackend::Sqs => fail("queue = \"sqs\" needs the tasks-sqs feature (cargo run --features tasks-sqs …)"),

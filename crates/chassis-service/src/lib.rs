@@ -17,6 +17,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admin;
+#[cfg(feature = "boot")]
+mod boot;
 mod config;
 mod health;
 
@@ -30,6 +32,9 @@ use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "boot")]
+#[cfg_attr(docsrs, doc(cfg(feature = "boot")))]
+pub use boot::{Boot, boot};
 pub use config::Config;
 pub use health::{CheckResult, Health, Phase, Readiness};
 pub use tokio_util::sync::CancellationToken as Shutdown;
@@ -207,7 +212,7 @@ impl Service {
             });
         }
         health.set_phase(Phase::Ready);
-        tracing::info!(service = %name, %version, api = %api_addr, admin = %admin_addr, "service ready");
+        tracing::info!(api = %api_addr, admin = %admin_addr, "service ready");
 
         let reason = tokio::select! {
             _ = terminate.recv() => "SIGTERM",

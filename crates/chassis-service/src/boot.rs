@@ -1,0 +1,52 @@
+//! [`boot`]: configuration, logging and the service, in one call for `main`.
+
+use serde::de::DeserializeOwned;
+
+use crate::{Config, Service};
+
+/// What [`boot`] started.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Boot<T> {
+    /// The loaded configuration (sections for other crates: `config.section("tasks")`).
+    pub config: chassis_config::Loaded<T>,
+    /// The service, built from the `service` section, metrics recorder installed.
+    pub service: Service,
+    /// Keeps logging alive; drop it last (it flushes).
+    pub log: chassis_log::Guard,
+}
+
+/// Loads `T` with `loader`, starts logging from its `log` section (the service
+/// name and version filled in), logs the configuration's warnings, and builds
+/// the [`Service`] from its `service` section.
+///
+/// A bad configuration prints one report of every problem to stderr and exits
+/// with 78 (`EX_CONFIG`); logging that cannot start exits with 1.
+///
+/// ```no_run
+/// # #[derive(serde::Deserialize)] struct Settings {}
+/// # async fn example() {
+/// let boot = chassis_service::boot::<Settings>("billing", "1.4.2", chassis_config::Loader::new("APP"));
+/// boot.service.run().await.unwrap_or_else(|e| { eprintln!("{e}"); std::process::exit(1) });
+/// # }
+/// ```
+pub fn boot<T: DeserializeOwned>(name: &str, version: &str, loader: chassis_config::Loader) -> Boot<T> {
+    let config = loader.extract_or_exit::<T>();
+    let mut log: chassis_log::Config = config.section("log").unwrap_or_else(|e| e.exit());
+    if log.service == chassis_log::Config::default().service {
+        log.service = name.to_owned();
+    }
+    version.clone_into(&mut log.version);
+    let guard = chassis_log::init(&log).unwrap_or_else(|e| {
+        #[allow(clippy::print_stderr)] // logging is what failed
+        {
+            eprintln!("{name}: cannot start logging: {e}");
+        }
+        std::process::exit(1)
+    });
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "configuration");
+    }
+    let service_config: Config = config.section("service").unwrap_or_else(|e| e.exit());
+    Boot { service: Service::new(name, version, service_config), config, log: guard }
+}

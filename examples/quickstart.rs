@@ -200,8 +200,6 @@ async fn serve<Q: Queue + Clone>(
 
     let api = Api { jobs: jobs.clone(), producer: Producer::new(queue) };
     let downstream = settings.downstream.clone();
-    // Start the pricing service's clock now.
-    let _ = quote(Downstream { fail_every_secs: 0, fail_for_secs: 0 }, Path(0)).await;
     service.router(
         axum::Router::new()
             .route("/jobs", post(start_job::<Q>))
@@ -229,7 +227,7 @@ async fn start_job<Q: Queue + Clone>(State(api): State<Api<Q>>, Json(request): J
 }
 
 /// The flaky in-process pricing service: 503 for the first `fail_for_secs` of
-/// every `fail_every_secs`, counted from start.
+/// every `fail_every_secs`, counted from its first request.
 async fn quote(downstream: Downstream, Path(item): Path<u32>) -> Response {
     static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let now = STARTED.get_or_init(Instant::now).elapsed().as_secs();

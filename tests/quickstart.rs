@@ -48,8 +48,9 @@ impl Quickstart {
             .env("APP_SERVICE__ADMIN_ADDR", admin.to_string())
             .env("APP_JOBS__PATH", dir.path().join("jobs.db"))
             .env("APP_LOG__FORMAT", "json")
-            // The pricing service fails its first 2 s of every 60: the job's first
-            // tasks fail, the breaker opens, tasks wait, it recovers.
+            // The pricing service fails the first 2 s of every 60 from its first
+            // request: the job's first tasks fail, the breaker opens, tasks wait,
+            // it recovers.
             .env("APP_DOWNSTREAM__FAIL_EVERY_SECS", "60")
             .env("APP_DOWNSTREAM__FAIL_FOR_SECS", "2")
             .env("APP_BREAKER__OPEN_TIMEOUT_MS", "500")

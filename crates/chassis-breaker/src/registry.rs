@@ -37,12 +37,8 @@ pub struct Registry {
 }
 
 struct Inner {
-    config: Config,
-    overrides: HashMap<String, Config>,
-    max_entries: usize,
-    idle_timeout: Duration,
-    clock: Arc<dyn Clock>,
-    listener: Option<Listener>,
+    /// The validated settings the registry was built with.
+    settings: RegistryBuilder,
     map: RwLock<HashMap<String, Entry>>,
 }
 
@@ -54,8 +50,8 @@ struct Entry {
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
-            .field("config", &self.inner.config)
-            .field("max_entries", &self.inner.max_entries)
+            .field("config", &self.inner.settings.config)
+            .field("max_entries", &self.inner.settings.max_entries)
             .field("len", &self.len())
             .finish_non_exhaustive()
     }
@@ -124,17 +120,7 @@ impl RegistryBuilder {
         for config in self.overrides.values() {
             config.validate()?;
         }
-        Ok(Registry {
-            inner: Arc::new(Inner {
-                config: self.config,
-                overrides: self.overrides,
-                max_entries: self.max_entries,
-                idle_timeout: self.idle_timeout,
-                clock: self.clock,
-                listener: self.listener,
-                map: RwLock::new(HashMap::new()),
-            }),
-        })
+        Ok(Registry { inner: Arc::new(Inner { settings: self, map: RwLock::new(HashMap::new()) }) })
     }
 }
 
@@ -170,7 +156,7 @@ impl Registry {
 
     /// The default config.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.inner.settings.config
     }
 
     /// How many breakers are kept.
@@ -184,7 +170,7 @@ impl Registry {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.inner.clock.now().as_millis()).unwrap_or(u64::MAX)
+        u64::try_from(self.inner.settings.clock.now().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// The breaker for `key`, created if needed.
@@ -206,12 +192,12 @@ impl Registry {
             entry.last_used_ms.store(now, Ordering::Relaxed);
             return Ok(entry.breaker.clone());
         }
-        if map.len() >= self.inner.max_entries {
+        if map.len() >= self.inner.settings.max_entries {
             self.evict(&mut map, now);
         }
-        let config = self.inner.overrides.get(key).unwrap_or(&self.inner.config).clone();
-        let mut builder = Breaker::builder(key).config(config).clock(Shared(self.inner.clock.clone()));
-        if let Some(listener) = &self.inner.listener {
+        let config = self.inner.settings.overrides.get(key).unwrap_or(&self.inner.settings.config).clone();
+        let mut builder = Breaker::builder(key).config(config).clock(Shared(self.inner.settings.clock.clone()));
+        if let Some(listener) = &self.inner.settings.listener {
             let listener = listener.clone();
             builder = builder.on_state_change(move |t| listener(t));
         }
@@ -221,9 +207,9 @@ impl Registry {
     }
 
     fn evict(&self, map: &mut HashMap<String, Entry>, now: u64) {
-        let idle_ms = u64::try_from(self.inner.idle_timeout.as_millis()).unwrap_or(u64::MAX);
+        let idle_ms = u64::try_from(self.inner.settings.idle_timeout.as_millis()).unwrap_or(u64::MAX);
         map.retain(|_, e| now.saturating_sub(e.last_used_ms.load(Ordering::Relaxed)) < idle_ms);
-        while map.len() >= self.inner.max_entries {
+        while map.len() >= self.inner.settings.max_entries {
             // Least recently used, closed breakers first.
             let victim = map
                 .iter()

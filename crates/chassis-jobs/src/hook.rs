@@ -1,11 +1,11 @@
 //! [`JobHook`]: task execution drives job status.
 
-use chassis_tasks::{BoxFuture, Hook, Proceed, RunOutcome, TaskContext};
+use chassis_tasks::{BoxFuture, Hook, HookError, Proceed, RunOutcome, TaskContext};
 use uuid::Uuid;
 
 use crate::error::Error;
 use crate::jobs::Jobs;
-use crate::model::{JobError, Status, now_ms};
+use crate::model::{JobError, Status, TaskEnd, now_ms};
 
 /// Install on a task worker (`Worker::hook`): a job moves to running when its
 /// first task starts, counts its finished tasks (progress = done / total),
@@ -13,6 +13,15 @@ use crate::model::{JobError, Status, now_ms};
 /// when one fails for good or is dead-lettered; tasks of a cancelled job are
 /// skipped. Updates are conditional and retried, so workers finishing tasks of
 /// one job at once never lose a count.
+///
+/// Exactly once per task: each final outcome is recorded with the task's
+/// `exec_id`, in the same transaction as the job's change, so a task that runs
+/// twice (at-least-once delivery: a lost delete, a crash before the delete, a
+/// duplicate message) changes its job once — `tasks_done` is the number of
+/// distinct tasks that succeeded, and the first final outcome of an execution
+/// is the one that counts. When the store cannot be written the hook returns an
+/// error, and the worker keeps the message, so the count is made when the task
+/// comes back. `attempts` counts runs, repeats included.
 #[derive(Debug, Clone)]
 pub struct JobHook {
     jobs: Jobs,
@@ -62,22 +71,23 @@ impl Hook for JobHook {
         })
     }
 
-    fn after(&self, run: &TaskContext, outcome: RunOutcome) -> BoxFuture<()> {
+    fn after(&self, run: &TaskContext, outcome: RunOutcome) -> BoxFuture<Result<(), HookError>> {
         let jobs = self.jobs.clone();
         let id = job_id(run);
         let task = run.task.clone();
+        let exec_id = run.exec_id.clone();
         Box::pin(async move {
-            let Some(id) = id else { return };
-            let updated = match outcome {
+            let Some(id) = id else { return Ok(()) };
+            let recorded = match outcome {
                 RunOutcome::Succeeded => {
-                    jobs.modify(id, |job| {
+                    jobs.record_task(id, &exec_id, TaskEnd::Succeeded, |job| {
+                        job.tasks_done = job.tasks_done.saturating_add(1);
                         if job.status.is_terminal() {
-                            return Ok(()); // e.g. cancelled meanwhile: nothing to count
+                            return Ok(()); // e.g. cancelled meanwhile: counted, nothing else changes
                         }
                         if job.status == Status::Pending {
                             job.transition(Status::Running, now_ms())?;
                         }
-                        job.tasks_done += 1;
                         if job.tasks_total > 0 && job.tasks_done >= job.tasks_total {
                             job.transition(Status::Succeeded, now_ms())?;
                         }
@@ -86,7 +96,7 @@ impl Hook for JobHook {
                     .await
                 }
                 RunOutcome::Failed(reason) => {
-                    jobs.modify(id, |job| {
+                    jobs.record_task(id, &exec_id, TaskEnd::Failed, |job| {
                         if job.status.is_terminal() {
                             return Ok(());
                         }
@@ -97,10 +107,19 @@ impl Hook for JobHook {
                     .await
                 }
                 // Retrying: nothing changes for the job yet.
-                _ => return,
+                _ => return Ok(()),
             };
-            if let Err(error) = updated {
-                tracing::warn!(%error, job_id = %id, "could not record the task's outcome on its job");
+            match recorded {
+                Ok(Some(_)) => Ok(()),
+                Ok(None) => {
+                    tracing::info!(job_id = %id, "this task's outcome is recorded on its job already (a repeat delivery)");
+                    Ok(())
+                }
+                Err(Error::NotFound(_)) => {
+                    tracing::warn!(job_id = %id, "task of an unknown job (deleted?); nothing to record");
+                    Ok(())
+                }
+                Err(error) => Err(HookError(format!("could not record the task's outcome on job {id}: {error}"))),
             }
         })
     }

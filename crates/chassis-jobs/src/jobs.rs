@@ -6,11 +6,14 @@ use chassis_tasks::{Producer, Queue, Task};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Filter, Job, JobError, NewJob, Page, Status, now_ms};
+use crate::model::{Filter, Job, JobError, NewJob, Page, Status, TaskEnd, now_ms};
 use crate::store::JobStore;
 
 /// How many times an update is retried after a conflict before giving up.
 const MAX_RETRIES: usize = 1000;
+
+/// Rounds of sending a job's tasks (the first and two retries of transient failures).
+const SEND_ROUNDS: u32 = 3;
 
 /// Job operations over a store. Cheap to clone.
 ///
@@ -89,6 +92,28 @@ impl Jobs {
         Err(Error::Store(format!("job {id} kept changing under {MAX_RETRIES} attempts to update it")))
     }
 
+    /// Records that task execution `exec_id` of job `id` ended as `end`, and
+    /// applies `change` with it — once: if the execution is recorded already
+    /// (the task was delivered twice), nothing changes and `Ok(None)` is
+    /// returned. Conflicts are retried as in [`modify`](Self::modify).
+    pub(crate) async fn record_task(
+        &self,
+        id: Uuid,
+        exec_id: &str,
+        end: TaskEnd,
+        mut change: impl FnMut(&mut Job) -> Result<()> + Send,
+    ) -> Result<Option<Job>> {
+        for _ in 0..MAX_RETRIES {
+            let mut job = self.store.get(id).await?;
+            change(&mut job)?;
+            match self.store.update_recording(job, exec_id.to_owned(), end).await {
+                Err(Error::Conflict { .. }) => tokio::task::yield_now().await,
+                other => return other,
+            }
+        }
+        Err(Error::Store(format!("job {id} kept changing under {MAX_RETRIES} attempts to update it")))
+    }
+
     /// pending → running.
     ///
     /// # Errors
@@ -154,28 +179,143 @@ impl Jobs {
     /// job's id and name; the worker's [`JobHook`](crate::JobHook) then moves
     /// the job along as they run.
     ///
+    /// What is guaranteed, whatever fails and wherever the process stops:
+    /// - the job exists before any of its tasks is sent (pending, with
+    ///   `tasks_sent` 0), so no task arrives before its job;
+    /// - a send that fails transiently is retried (3 rounds, 100 ms then
+    ///   200 ms apart) with the task's own `exec_id`, so a send that did go
+    ///   through despite the error counts once;
+    /// - `Ok` means every task was sent, and the job says `tasks_sent = tasks_total`;
+    /// - otherwise the job is failed with the error and `tasks_sent` tells how
+    ///   many went out (those run, and count, but the job stays failed);
+    /// - if the process dies, or the store fails, before that last write, the
+    ///   job keeps `tasks_sent < tasks_total`, and [`fail_stranded`](Self::fail_stranded)
+    ///   (run it periodically) fails it once it has not changed for its grace
+    ///   period. A job never waits forever for tasks that were never sent.
+    ///
     /// # Errors
-    /// The store's; if a task cannot be sent the job is marked failed and the
-    /// error returned.
+    /// [`Error::Invalid`] when two tasks share an execution id (the job could
+    /// never complete; nothing is created); the store's; [`Error::Tasks`] when
+    /// a task could not be sent (the job is then failed).
     pub async fn start_with_tasks<Q: Queue>(
         &self,
         producer: &Producer<Q>,
         job: NewJob,
         tasks: Vec<Task>,
     ) -> Result<Job> {
-        let job = self.create(job.tasks(u32::try_from(tasks.len()).unwrap_or(u32::MAX))).await?;
-        let id = job.id.to_string();
-        let tasks = tasks.into_iter().map(|t| t.job(id.clone(), job.name.clone())).collect();
-        let sent = producer.send_all(tasks).await;
-        let failure = match sent {
-            Ok(results) => results.into_iter().find_map(std::result::Result::err),
-            Err(e) => Some(e),
-        };
-        if let Some(error) = failure {
-            let _ = self.fail(job.id, &format!("could not send the job's tasks: {error}"), None).await;
-            return Err(Error::Tasks(error));
+        let mut seen = std::collections::HashSet::with_capacity(tasks.len());
+        if let Some(twice) = tasks.iter().find(|t| !seen.insert(t.exec_id())) {
+            return Err(Error::Invalid(format!(
+                "task `{}` with exec_id {} is in the job twice; build each task anew",
+                twice.name(),
+                twice.exec_id()
+            )));
         }
-        Ok(job)
+        let total = u32::try_from(tasks.len())
+            .map_err(|_| Error::Invalid(format!("{} tasks in one job; at most {}", tasks.len(), u32::MAX)))?;
+        let mut new_job = job.tasks(total);
+        new_job.sending = true;
+        let job = self.create(new_job).await?;
+        let id = job.id.to_string();
+        let mut unsent: Vec<Task> = tasks.into_iter().map(|t| t.job(id.clone(), job.name.clone())).collect();
+        let mut sent = 0u32;
+        // A failure that retrying cannot mend (too large, not serializable, invalid) …
+        let mut permanent: Option<chassis_tasks::Error> = None;
+        // … and the last transient one, which matters if retries run out.
+        let mut transient: Option<chassis_tasks::Error> = None;
+        for round in 0..SEND_ROUNDS {
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(100 << (round - 1))).await;
+            }
+            let results = match producer.send_all(unsent.clone()).await {
+                Ok(results) => results,
+                Err(e) => {
+                    transient = Some(e);
+                    continue;
+                }
+            };
+            let mut retry = Vec::new();
+            for (task, result) in unsent.into_iter().zip(results) {
+                match result {
+                    Ok(_) => sent += 1,
+                    Err(e) if matches!(&e, chassis_tasks::Error::Queue(q) if q.is_transient()) => {
+                        transient = Some(e);
+                        retry.push(task);
+                    }
+                    Err(e) => {
+                        permanent.get_or_insert(e);
+                    }
+                }
+            }
+            unsent = retry;
+            if unsent.is_empty() {
+                break;
+            }
+        }
+        let error = permanent.or(if unsent.is_empty() { None } else { transient });
+        let message = error.as_ref().map(|e| format!("could not send {} of the job's {total} tasks: {e}", total - sent));
+        let job = self
+            .modify(job.id, |job| {
+                job.tasks_sent = sent;
+                if let (Some(message), false) = (&message, job.status.is_terminal()) {
+                    job.transition(Status::Failed, now_ms())?;
+                    job.error = Some(JobError { message: message.clone(), task: None });
+                }
+                Ok(())
+            })
+            .await?;
+        match error {
+            Some(error) => Err(Error::Tasks(error)),
+            None => Ok(job),
+        }
+    }
+
+    /// Fails every unfinished job that is still short of sent tasks
+    /// (`tasks_sent < tasks_total`: its [`start_with_tasks`](Self::start_with_tasks)
+    /// stopped before it could send them all or say so) and has not changed
+    /// for `grace`; returns how many. Run it periodically (the quickstart does
+    /// each minute, with the job purge); `grace` must exceed the longest send
+    /// of one job's tasks (a few seconds for thousands), e.g. 10 minutes.
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn fail_stranded(&self, grace: std::time::Duration) -> Result<u64> {
+        let grace = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let before = now_ms().saturating_sub(grace);
+        let mut failed = 0;
+        for status in [Status::Pending, Status::Running] {
+            let mut cursor = None;
+            loop {
+                let page = self.list(Filter::default().status(status), cursor, 1000).await?;
+                for job in page.jobs.iter().filter(|j| j.tasks_sent < j.tasks_total && j.updated_ms < before) {
+                    let changed = self
+                        .modify(job.id, |job| {
+                            if job.status.is_terminal() || job.tasks_sent >= job.tasks_total || job.updated_ms >= before {
+                                return Err(Error::IllegalTransition { id: job.id, from: job.status, to: Status::Failed });
+                            }
+                            let message = format!(
+                                "only {} of its {} tasks were sent: the sender stopped before sending the rest",
+                                job.tasks_sent, job.tasks_total
+                            );
+                            job.transition(Status::Failed, now_ms())?;
+                            job.error = Some(JobError { message, task: None });
+                            Ok(())
+                        })
+                        .await;
+                    match changed {
+                        Ok(_) => failed += 1,
+                        // Finished, completed or moved meanwhile.
+                        Err(Error::IllegalTransition { .. } | Error::NotFound(_)) => {}
+                        Err(other) => return Err(other),
+                    }
+                }
+                match page.next_cursor {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+        }
+        Ok(failed)
     }
 
     /// Deletes finished jobs older than `retention`; returns how many.

@@ -44,7 +44,7 @@ pub use hook::JobHook;
 pub use http::router;
 pub use jobs::Jobs;
 pub use memory::MemoryStore;
-pub use model::{Filter, Job, JobError, NewJob, Page, Status, now_ms};
+pub use model::{Filter, Job, JobError, NewJob, Page, Status, TaskEnd, now_ms};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use sql::SqlStore;

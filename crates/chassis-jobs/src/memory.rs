@@ -1,19 +1,26 @@
 //! [`MemoryStore`]: jobs in a map, for tests and single-process examples.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chassis_tasks::BoxFuture;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Filter, Job, NewJob, Page, now_ms};
+use crate::model::{Filter, Job, NewJob, Page, TaskEnd, now_ms};
 use crate::store::{JobStore, parse_cursor};
 
 /// An in-process job store. Cheap to clone: clones share the jobs.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    jobs: Arc<Mutex<BTreeMap<Uuid, Job>>>,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    jobs: BTreeMap<Uuid, Job>,
+    /// Task executions recorded per job.
+    tasks: HashSet<(Uuid, String)>,
 }
 
 impl MemoryStore {
@@ -23,7 +30,18 @@ impl MemoryStore {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<Uuid, Job>) -> T) -> T {
-        f(&mut self.jobs.lock().unwrap_or_else(PoisonError::into_inner))
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner).jobs)
+    }
+
+    fn write(state: &mut State, mut job: Job) -> Result<Job> {
+        let stored = state.jobs.get_mut(&job.id).ok_or(Error::NotFound(job.id))?;
+        if stored.version != job.version {
+            return Err(Error::Conflict { id: job.id, expected: job.version });
+        }
+        job.version += 1;
+        job.updated_ms = now_ms();
+        *stored = job.clone();
+        Ok(job)
     }
 }
 
@@ -46,17 +64,23 @@ impl JobStore for MemoryStore {
         Box::pin(async move { found })
     }
 
-    fn update(&self, mut job: Job) -> BoxFuture<Result<Job>> {
-        let result = self.with(|jobs| {
-            let stored = jobs.get_mut(&job.id).ok_or(Error::NotFound(job.id))?;
-            if stored.version != job.version {
-                return Err(Error::Conflict { id: job.id, expected: job.version });
-            }
-            job.version += 1;
-            job.updated_ms = now_ms();
-            *stored = job.clone();
-            Ok(job)
-        });
+    fn update(&self, job: Job) -> BoxFuture<Result<Job>> {
+        let result = Self::write(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner), job);
+        Box::pin(async move { result })
+    }
+
+    fn update_recording(&self, job: Job, exec_id: String, _end: TaskEnd) -> BoxFuture<Result<Option<Job>>> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (job.id, exec_id);
+        let result = if state.tasks.contains(&key) {
+            Ok(None)
+        } else {
+            Self::write(&mut state, job).map(|job| {
+                state.tasks.insert(key);
+                Some(job)
+            })
+        };
+        drop(state);
         Box::pin(async move { result })
     }
 
@@ -82,16 +106,21 @@ impl JobStore for MemoryStore {
     }
 
     fn delete(&self, id: Uuid) -> BoxFuture<Result<()>> {
-        self.with(|jobs| jobs.remove(&id));
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.jobs.remove(&id);
+        state.tasks.retain(|(job, _)| *job != id);
+        drop(state);
         Box::pin(async { Ok(()) })
     }
 
     fn purge(&self, before_ms: i64) -> BoxFuture<Result<u64>> {
-        let removed = self.with(|jobs| {
-            let before = jobs.len();
-            jobs.retain(|_, j| !(j.status.is_terminal() && j.finished_ms.is_some_and(|f| f < before_ms)));
-            (before - jobs.len()) as u64
-        });
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = state.jobs.len();
+        state.jobs.retain(|_, j| !(j.status.is_terminal() && j.finished_ms.is_some_and(|f| f < before_ms)));
+        let removed = (before - state.jobs.len()) as u64;
+        let State { jobs, tasks } = &mut *state;
+        tasks.retain(|(job, _)| jobs.contains_key(job));
+        drop(state);
         Box::pin(async move { Ok(removed) })
     }
 }

@@ -103,8 +103,15 @@ pub struct Job {
     pub status: Status,
     /// Tasks the job consists of (0: not tracked by task count).
     pub tasks_total: u32,
-    /// Tasks finished successfully.
+    /// Distinct tasks (by `exec_id`) that finished successfully: a task that
+    /// runs twice (at-least-once delivery) counts once.
     pub tasks_done: u32,
+    /// Tasks confirmed sent to the queue by [`Jobs::start_with_tasks`](crate::Jobs::start_with_tasks)
+    /// (for other jobs, `tasks_total`). Below `tasks_total` on a job that is
+    /// not finished, the sender stopped before sending all of them — see
+    /// [`Jobs::fail_stranded`](crate::Jobs::fail_stranded).
+    #[serde(default)]
+    pub tasks_sent: u32,
     /// A user-set percentage, 0 to 100.
     pub percent: Option<f64>,
     /// A user-set progress message.
@@ -143,6 +150,8 @@ pub struct NewJob {
     pub tasks_total: u32,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// Created by `start_with_tasks`, before its tasks are sent (`tasks_sent` 0).
+    pub(crate) sending: bool,
 }
 
 impl NewJob {
@@ -172,6 +181,7 @@ impl NewJob {
             status: Status::Pending,
             tasks_total: self.tasks_total,
             tasks_done: 0,
+            tasks_sent: if self.sending { 0 } else { self.tasks_total },
             percent: None,
             message: None,
             attempts: 0,
@@ -215,6 +225,27 @@ impl Job {
     /// Tasks done over total, 0 to 1 (None when not tracked by task count).
     pub fn progress(&self) -> Option<f64> {
         (self.tasks_total > 0).then(|| f64::from(self.tasks_done) / f64::from(self.tasks_total))
+    }
+}
+
+/// How a task of a job ended, as the job records it: once per task execution
+/// (`exec_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TaskEnd {
+    /// The task succeeded.
+    Succeeded,
+    /// The task failed for good (or was dead-lettered).
+    Failed,
+}
+
+impl TaskEnd {
+    /// The name stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
     }
 }
 

@@ -11,15 +11,15 @@ use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Filter, Job, JobError, NewJob, Page, Status, now_ms};
+use crate::model::{Filter, Job, JobError, NewJob, Page, Status, TaskEnd, now_ms};
 use crate::store::{JobStore, parse_cursor};
 
-/// Embedded migrations, applied in order once per database (and table prefix).
-/// `{p}` is the table prefix.
-const MIGRATIONS: &[(i64, &str)] = &[
+/// Embedded migrations, applied in order once per database (and table prefix),
+/// each in one transaction with its version row. `{p}` is the table prefix.
+const MIGRATIONS: &[(i64, &[&str])] = &[
     (
         1,
-        "CREATE TABLE IF NOT EXISTS {p}jobs (
+        &["CREATE TABLE IF NOT EXISTS {p}jobs (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,
             status TEXT NOT NULL,
@@ -38,13 +38,32 @@ const MIGRATIONS: &[(i64, &str)] = &[
             finished_ms BIGINT,
             updated_ms BIGINT NOT NULL,
             version BIGINT NOT NULL
-        )",
+        )"],
     ),
-    (2, "CREATE INDEX IF NOT EXISTS {p}jobs_status_name ON {p}jobs (status, name)"),
-    (3, "CREATE INDEX IF NOT EXISTS {p}jobs_finished ON {p}jobs (finished_ms)"),
+    (2, &["CREATE INDEX IF NOT EXISTS {p}jobs_status_name ON {p}jobs (status, name)"]),
+    (3, &["CREATE INDEX IF NOT EXISTS {p}jobs_finished ON {p}jobs (finished_ms)"]),
+    // One row per task execution a job has recorded: a task delivered twice counts once.
+    (
+        4,
+        &["CREATE TABLE IF NOT EXISTS {p}job_tasks (
+            job_id TEXT NOT NULL,
+            exec_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            recorded_ms BIGINT NOT NULL,
+            PRIMARY KEY (job_id, exec_id)
+        )"],
+    ),
+    // Jobs from before this column had all their tasks sent.
+    (
+        5,
+        &[
+            "ALTER TABLE {p}jobs ADD COLUMN tasks_sent BIGINT NOT NULL DEFAULT 0",
+            "UPDATE {p}jobs SET tasks_sent = tasks_total",
+        ],
+    ),
 ];
 
-const COLUMNS: &str = "id, name, status, tasks_total, tasks_done, percent_hundredths, message, attempts, input, result, \
+const COLUMNS: &str = "id, name, status, tasks_total, tasks_done, tasks_sent, percent_hundredths, message, attempts, input, result, \
                        error_message, error_task, labels, created_ms, started_ms, finished_ms, updated_ms, version";
 
 /// A job store on SQLite or PostgreSQL. Cheap to clone.
@@ -116,7 +135,9 @@ impl SqlStore {
                 continue;
             }
             let mut tx = self.pool.begin().await.map_err(store_error)?;
-            sqlx::query(&self.sql(migration)).execute(&mut *tx).await.map_err(store_error)?;
+            for statement in *migration {
+                sqlx::query(&self.sql(statement)).execute(&mut *tx).await.map_err(store_error)?;
+            }
             sqlx::query(&format!("INSERT INTO {table} (version, applied_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING"))
                 .bind(*version)
                 .bind(now_ms())
@@ -128,12 +149,38 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Writes `next` if the stored version is still `expected`; whether it did.
+    async fn write<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+        &self,
+        executor: E,
+        next: &Job,
+        expected: i64,
+    ) -> Result<bool> {
+        let sql = self.sql(
+            "UPDATE {p}jobs SET name = $2, status = $3, tasks_total = $4, tasks_done = $5, tasks_sent = $6, \
+             percent_hundredths = $7, message = $8, attempts = $9, input = $10, result = $11, error_message = $12, \
+             error_task = $13, labels = $14, created_ms = $15, started_ms = $16, finished_ms = $17, \
+             updated_ms = $18, version = $19 WHERE id = $1 AND version = $20",
+        );
+        let query = sqlx::query(&sql).bind(next.id.to_string());
+        let done = bind_job(query, next)?.bind(expected).execute(executor).await.map_err(store_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Why a conditional write wrote nothing: the job is gone, or changed.
+    async fn why_not_written(&self, id: Uuid, expected: i64) -> Error {
+        match self.get(id).await {
+            Ok(_) => Error::Conflict { id, expected },
+            Err(e) => e,
+        }
+    }
+
     /// Drops this prefix's tables (for tests that clean up after themselves).
     ///
     /// # Errors
     /// [`Error::Store`].
     pub async fn drop_tables(&self) -> Result<()> {
-        for table in ["{p}jobs", "{p}jobs_migrations"] {
+        for table in ["{p}job_tasks", "{p}jobs", "{p}jobs_migrations"] {
             sqlx::query(&format!("DROP TABLE IF EXISTS {}", self.sql(table)))
                 .execute(&self.pool)
                 .await
@@ -172,6 +219,7 @@ fn row_to_job(row: &AnyRow) -> Result<Job> {
         status: Status::parse(&get_s("status")?)?,
         tasks_total: to_u32(get_i("tasks_total")?),
         tasks_done: to_u32(get_i("tasks_done")?),
+        tasks_sent: to_u32(get_i("tasks_sent")?),
         // Stored in hundredths: sqlx's Any driver cannot bind a NULL float to PostgreSQL reliably.
         percent: get_oi("percent_hundredths")?.map(|h| h as f64 / 100.0),
         message: get_os("message")?,
@@ -188,6 +236,15 @@ fn row_to_job(row: &AnyRow) -> Result<Job> {
     })
 }
 
+/// The job as written over `job`'s version: the version bumped, the time stamped.
+fn next_version(job: Job) -> (Job, i64) {
+    let expected = job.version;
+    let mut next = job;
+    next.version = expected + 1;
+    next.updated_ms = now_ms();
+    (next, expected)
+}
+
 /// Binds a job's columns (after `id`) in `COLUMNS` order.
 fn bind_job<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
@@ -201,6 +258,7 @@ fn bind_job<'q>(
         .bind(job.status.as_str())
         .bind(to_i64(job.tasks_total))
         .bind(to_i64(job.tasks_done))
+        .bind(to_i64(job.tasks_sent))
         .bind(job.percent.map(|p| (p * 100.0).round() as i64))
         .bind(job.message.clone())
         .bind(to_i64(job.attempts))
@@ -222,7 +280,7 @@ impl JobStore for SqlStore {
         Box::pin(async move {
             let job = job.into_job(now_ms());
             let sql = store.sql(&format!(
-                "INSERT INTO {{p}}jobs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+                "INSERT INTO {{p}}jobs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
             ));
             let query = sqlx::query(&sql).bind(job.id.to_string());
             bind_job(query, &job)?.execute(&store.pool).await.map_err(store_error)?;
@@ -242,26 +300,44 @@ impl JobStore for SqlStore {
     fn update(&self, job: Job) -> BoxFuture<Result<Job>> {
         let store = self.clone();
         Box::pin(async move {
-            let expected = job.version;
-            let mut next = job;
-            next.version = expected + 1;
-            next.updated_ms = now_ms();
-            let sql = store.sql(
-                "UPDATE {p}jobs SET name = $2, status = $3, tasks_total = $4, tasks_done = $5, percent_hundredths = $6, \
-                 message = $7, attempts = $8, input = $9, result = $10, error_message = $11, error_task = $12, \
-                 labels = $13, created_ms = $14, started_ms = $15, finished_ms = $16, updated_ms = $17, \
-                 version = $18 WHERE id = $1 AND version = $19",
-            );
-            let query = sqlx::query(&sql).bind(next.id.to_string());
-            let done = bind_job(query, &next)?.bind(expected).execute(&store.pool).await.map_err(store_error)?;
-            if done.rows_affected() == 1 {
+            let (next, expected) = next_version(job);
+            if store.write(&store.pool, &next, expected).await? {
                 return Ok(next);
             }
-            // Nothing written: gone, or changed since it was read.
-            match store.get(next.id).await {
-                Ok(_) => Err(Error::Conflict { id: next.id, expected }),
-                Err(e) => Err(e),
+            Err(store.why_not_written(next.id, expected).await)
+        })
+    }
+
+    fn update_recording(&self, job: Job, exec_id: String, end: TaskEnd) -> BoxFuture<Result<Option<Job>>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let (next, expected) = next_version(job);
+            let mut tx = store.pool.begin().await.map_err(store_error)?;
+            // First the record: a second delivery of the task stops here. On
+            // PostgreSQL a concurrent insert of the same key waits for the
+            // first transaction and then finds the row.
+            let sql = store.sql(
+                "INSERT INTO {p}job_tasks (job_id, exec_id, outcome, recorded_ms) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+            );
+            let inserted = sqlx::query(&sql)
+                .bind(next.id.to_string())
+                .bind(exec_id)
+                .bind(end.as_str())
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            if inserted.rows_affected() == 0 {
+                tx.rollback().await.map_err(store_error)?;
+                return Ok(None);
             }
+            if store.write(&mut *tx, &next, expected).await? {
+                tx.commit().await.map_err(store_error)?;
+                return Ok(Some(next));
+            }
+            tx.rollback().await.map_err(store_error)?;
+            Err(store.why_not_written(next.id, expected).await)
         })
     }
 
@@ -324,18 +400,24 @@ impl JobStore for SqlStore {
     fn delete(&self, id: Uuid) -> BoxFuture<Result<()>> {
         let store = self.clone();
         Box::pin(async move {
-            let sql = store.sql("DELETE FROM {p}jobs WHERE id = $1");
-            sqlx::query(&sql).bind(id.to_string()).execute(&store.pool).await.map_err(store_error)?;
-            Ok(())
+            let mut tx = store.pool.begin().await.map_err(store_error)?;
+            for sql in ["DELETE FROM {p}job_tasks WHERE job_id = $1", "DELETE FROM {p}jobs WHERE id = $1"] {
+                sqlx::query(&store.sql(sql)).bind(id.to_string()).execute(&mut *tx).await.map_err(store_error)?;
+            }
+            tx.commit().await.map_err(store_error)
         })
     }
 
     fn purge(&self, before_ms: i64) -> BoxFuture<Result<u64>> {
         let store = self.clone();
         Box::pin(async move {
-            let sql = store
-                .sql("DELETE FROM {p}jobs WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_ms < $1");
-            let done = sqlx::query(&sql).bind(before_ms).execute(&store.pool).await.map_err(store_error)?;
+            const FINISHED: &str = "status IN ('succeeded', 'failed', 'cancelled') AND finished_ms < $1";
+            let mut tx = store.pool.begin().await.map_err(store_error)?;
+            let records = format!("DELETE FROM {{p}}job_tasks WHERE job_id IN (SELECT id FROM {{p}}jobs WHERE {FINISHED})");
+            sqlx::query(&store.sql(&records)).bind(before_ms).execute(&mut *tx).await.map_err(store_error)?;
+            let jobs = format!("DELETE FROM {{p}}jobs WHERE {FINISHED}");
+            let done = sqlx::query(&store.sql(&jobs)).bind(before_ms).execute(&mut *tx).await.map_err(store_error)?;
+            tx.commit().await.map_err(store_error)?;
             Ok(done.rows_affected())
         })
     }

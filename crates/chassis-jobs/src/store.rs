@@ -4,7 +4,7 @@ use chassis_tasks::BoxFuture;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::model::{Filter, Job, NewJob, Page};
+use crate::model::{Filter, Job, NewJob, Page, TaskEnd};
 
 /// Storage for jobs. Every backend passes the same conformance suite.
 ///
@@ -22,13 +22,25 @@ pub trait JobStore: Send + Sync + 'static {
     /// with the new version.
     fn update(&self, job: Job) -> BoxFuture<Result<Job>>;
 
+    /// Writes `job` as [`update`](Self::update) does, together with the record
+    /// that its task execution `exec_id` ended as `end` — in one transaction
+    /// (or one conditional write), so that the record exists exactly when the
+    /// change does. If that execution is recorded for this job already,
+    /// nothing is written and `Ok(None)` is returned: a task delivered twice
+    /// changes its job once.
+    ///
+    /// # Errors
+    /// As [`update`](Self::update).
+    fn update_recording(&self, job: Job, exec_id: String, end: TaskEnd) -> BoxFuture<Result<Option<Job>>>;
+
     /// Up to `limit` jobs matching `filter`, newest first, after `cursor`.
     fn list(&self, filter: Filter, cursor: Option<String>, limit: u32) -> BoxFuture<Result<Page>>;
 
-    /// Deletes a job (no error if it is already gone).
+    /// Deletes a job and its task records (no error if it is already gone).
     fn delete(&self, id: Uuid) -> BoxFuture<Result<()>>;
 
-    /// Deletes finished jobs that finished before `before_ms`; returns how many.
+    /// Deletes finished jobs that finished before `before_ms`, and their task
+    /// records; returns how many jobs.
     fn purge(&self, before_ms: i64) -> BoxFuture<Result<u64>>;
 }
 

@@ -259,11 +259,31 @@ pub enum Proceed {
     Skip,
 }
 
+/// Why a [`Hook`] could not record a run's outcome (its store is unreachable,
+/// a timeout, …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HookError(pub String);
+
 /// Observes task runs: called before a task runs (and may skip it) and after
 /// each run with its outcome. `chassis-jobs` ties job status to tasks with one.
+///
+/// # Delivery
+/// Tasks are delivered at least once, so `after` may hear the same outcome of
+/// the same execution (`exec_id`) more than once — after a lost delete, a
+/// crash between the hook and the delete, or a duplicate message — and must
+/// record it idempotently by `exec_id`. When `after` returns an error for a
+/// final outcome (succeeded or failed for good), the worker retries it a few
+/// times with a short backoff, then leaves the message undeleted: it comes
+/// back and runs again, and the hook hears the outcome again. No message whose
+/// final outcome the hook did not record is deleted, and no `on_fail` task or
+/// dead letter is sent for it.
 pub trait Hook: Send + Sync + 'static {
     /// Before the handler runs.
     fn before(&self, run: &TaskContext) -> BoxFuture<Proceed>;
     /// After a run, or when a task of a known kind is dead-lettered.
-    fn after(&self, run: &TaskContext, outcome: RunOutcome) -> BoxFuture<()>;
+    ///
+    /// # Errors
+    /// A [`HookError`] when the outcome could not be recorded.
+    fn after(&self, run: &TaskContext, outcome: RunOutcome) -> BoxFuture<Result<(), HookError>>;
 }

@@ -63,6 +63,7 @@
 
 mod config;
 mod error;
+mod fault;
 mod handler;
 mod memory;
 mod producer;
@@ -75,13 +76,16 @@ mod worker;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub use fault::FaultyQueue;
 pub use handler::{
-    BoxFuture, Hook, IntoTaskResult, OnFail, Proceed, Registry, RunOutcome, TaskContext, TaskPolicy, TaskResult,
+    BoxFuture, Hook, HookError, IntoTaskResult, OnFail, Proceed, Registry, RunOutcome, TaskContext, TaskPolicy,
+    TaskResult,
 };
 pub use memory::{MemoryQueue, MemoryQueueBuilder};
 pub use producer::{Producer, Task};
 pub use queue::{
-    EntryResult, MAX_BATCH, MAX_DELAY, MAX_VISIBILITY, MAX_WAIT, Message, Outgoing, Queue, QueueAttributes, QueueError,
+    EntryResult, MAX_BATCH, MAX_BATCH_BYTES, MAX_DELAY, MAX_VISIBILITY, MAX_WAIT, Message, Outgoing, Queue,
+    QueueAttributes, QueueError, batch_payload_limit,
 };
 pub use retry::{Backoff, Progression};
 #[cfg(feature = "sqs")]

@@ -14,7 +14,13 @@ use tokio::time::Instant;
 
 use crate::queue::{
     EntryResult, MAX_BATCH, MAX_DELAY, MAX_VISIBILITY, MAX_WAIT, Message, Outgoing, Queue, QueueAttributes, QueueError,
+    batch_payload_limit,
 };
+
+/// The queues built from one root, by name, for [`Queue::sibling`]. They live
+/// as long as any queue of the family (an embedded queue lives as long as the
+/// process that uses it).
+type Family = Arc<Mutex<HashMap<String, MemoryQueue>>>;
 
 /// How long a FIFO queue remembers deduplication ids (SQS: 5 minutes).
 const DEDUP_WINDOW: Duration = Duration::from_secs(5 * 60);
@@ -32,6 +38,7 @@ struct Inner {
     max_message_size: usize,
     visibility_timeout: Duration,
     redrive: Option<(MemoryQueue, u32)>,
+    family: Family,
     next_id: AtomicU64,
     state: Mutex<State>,
     arrived: Notify,
@@ -76,6 +83,7 @@ pub struct MemoryQueueBuilder {
     max_message_size: usize,
     visibility_timeout: Duration,
     redrive: Option<(MemoryQueue, u32)>,
+    family: Option<Family>,
 }
 
 impl MemoryQueueBuilder {
@@ -114,6 +122,7 @@ impl MemoryQueueBuilder {
                 max_message_size: self.max_message_size,
                 visibility_timeout: self.visibility_timeout,
                 redrive: self.redrive,
+                family: self.family.unwrap_or_default(),
                 next_id: AtomicU64::new(1),
                 state: Mutex::new(State::default()),
                 arrived: Notify::new(),
@@ -146,6 +155,7 @@ impl MemoryQueue {
             max_message_size: 262_144,
             visibility_timeout: Duration::from_secs(30),
             redrive: None,
+            family: None,
         }
     }
 
@@ -294,6 +304,12 @@ impl Queue for MemoryQueue {
         if messages.len() > MAX_BATCH {
             return Err(QueueError::Invalid(format!("{} entries in one batch; at most 10", messages.len())));
         }
+        // SQS rejects the whole call when the entries together are too large.
+        let size: usize = messages.iter().map(Outgoing::size).sum();
+        let max = batch_payload_limit(self.inner.max_message_size);
+        if size > max {
+            return Err(QueueError::BatchTooLarge { size, max });
+        }
         Ok(messages.into_iter().map(|m| self.enqueue(m)).collect())
     }
 
@@ -380,5 +396,22 @@ impl Queue for MemoryQueue {
             }
         }
         Ok(attributes)
+    }
+
+    /// The queue named `name` among those built from the same root: this
+    /// queue itself, one of its siblings, or a new standard queue (FIFO when
+    /// the name ends in `.fifo`) that joins the family.
+    async fn sibling(&self, name: &str) -> Result<Self, QueueError> {
+        if name == self.inner.name {
+            return Ok(self.clone());
+        }
+        let mut family = self.inner.family.lock().unwrap_or_else(PoisonError::into_inner);
+        let queue = family.entry(name.to_owned()).or_insert_with(|| {
+            let mut builder = Self::builder(name);
+            builder.fifo = name.ends_with(".fifo");
+            builder.family = Some(self.inner.family.clone());
+            builder.build()
+        });
+        Ok(queue.clone())
     }
 }

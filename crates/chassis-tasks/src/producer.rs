@@ -6,7 +6,7 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
-use crate::queue::{MAX_BATCH, MAX_DELAY, Outgoing, Queue};
+use crate::queue::{MAX_BATCH, MAX_DELAY, Outgoing, Queue, QueueError, batch_payload_limit};
 use crate::wire::{self, JobRef};
 
 /// Sends tasks to a queue. Cheap to clone if the queue is.
@@ -22,6 +22,7 @@ pub struct Producer<Q> {
 #[must_use = "a task is sent only by `.send().await`"]
 pub struct Task {
     name: String,
+    exec_id: String,
     attributes: std::result::Result<serde_json::Value, String>,
     delay: Duration,
     when: Option<SystemTime>,
@@ -30,10 +31,17 @@ pub struct Task {
 }
 
 impl Task {
-    /// A task `name` with `attributes` (any `Serialize`: the JSON body).
+    /// A task `name` with `attributes` (any `Serialize`: the JSON body), and a
+    /// new execution id (a UUID v4).
+    ///
+    /// The execution id is fixed here, not at sending: sending the same
+    /// `Task` again (a retry after an error that may hide a successful send)
+    /// sends the same execution, which the job hook and a handler keyed by
+    /// `exec_id` count once. Build a new `Task` for a new execution.
     pub fn new(name: impl Into<String>, attributes: &impl Serialize) -> Self {
         Self {
             name: name.into(),
+            exec_id: uuid::Uuid::new_v4().to_string(),
             attributes: serde_json::to_value(attributes).map_err(|e| e.to_string()),
             delay: Duration::ZERO,
             when: None,
@@ -67,13 +75,23 @@ impl Task {
         self
     }
 
-    /// The message, with a new execution id.
+    /// The task's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The execution id the task is sent with (the `exec_id` attribute).
+    pub fn exec_id(&self) -> &str {
+        &self.exec_id
+    }
+
+    /// The message and its execution id.
     fn message(&self, now: SystemTime) -> Result<(Outgoing, String)> {
         let attributes = self.attributes.as_ref().map_err(|reason| Error::Serialize {
             task: self.name.clone(),
             source: <serde_json::Error as serde::ser::Error>::custom(reason),
         })?;
-        let exec_id = uuid::Uuid::new_v4().to_string();
+        let exec_id = self.exec_id.clone();
         let when = self.when.unwrap_or(now + self.delay);
         let delay = when.duration_since(now).unwrap_or_default().max(self.delay).min(MAX_DELAY);
         let message = wire::encode(&self.name, attributes, &exec_id, when, self.job.as_ref())
@@ -131,51 +149,73 @@ impl<Q: Queue> Producer<Q> {
         Ok(exec_id)
     }
 
-    /// Sends many tasks in batches of 10; returns each one's execution id or error, in order.
+    /// Sends many tasks in batches that fit SQS's limits — at most 10 entries
+    /// and at most [`batch_payload_limit`] bytes in all per call — and returns
+    /// each one's execution id or error, in order.
     ///
     /// # Errors
-    /// Only when the queue's attributes cannot be read; each task's own failure is in its entry.
+    /// Only when the queue's attributes cannot be read; each task's own failure
+    /// ([`Error::TooLarge`], [`Error::Serialize`], the queue's) is in its entry.
     pub async fn send_all(&self, tasks: Vec<Task>) -> Result<Vec<Result<String>>> {
         let max = self.max_size().await?;
-        let mut results: Vec<Result<String>> = Vec::with_capacity(tasks.len());
-        for chunk in tasks.chunks(MAX_BATCH) {
-            let mut batch = Vec::with_capacity(chunk.len());
-            let mut slots = Vec::with_capacity(chunk.len());
-            for task in chunk {
-                match task.message((self.clock)()) {
-                    Ok((message, _)) if message.size() > max => {
-                        slots.push(Err(Error::TooLarge { task: task.name.clone(), size: message.size(), max }));
-                    }
-                    Ok((message, exec_id)) => {
-                        batch.push(message);
-                        slots.push(Ok(exec_id));
-                    }
-                    Err(e) => slots.push(Err(e)),
+        let batch_limit = batch_payload_limit(max);
+        let now = (self.clock)();
+        let mut results: Vec<Option<Result<String>>> = Vec::with_capacity(tasks.len());
+        // Messages ready to send, with their slot in `results`.
+        let mut batch: Vec<(usize, Outgoing, String)> = Vec::with_capacity(MAX_BATCH);
+        let mut batch_bytes = 0;
+        for task in &tasks {
+            let slot = results.len();
+            results.push(None);
+            let (message, exec_id) = match task.message(now) {
+                Ok((message, _)) if message.size() > max => {
+                    results[slot] = Some(Err(Error::TooLarge { task: task.name.clone(), size: message.size(), max }));
+                    continue;
                 }
-            }
-            let mut sent = if batch.is_empty() {
-                Vec::new().into_iter()
-            } else {
-                match self.queue.send_batch(batch).await {
-                    Ok(entries) => entries.into_iter(),
-                    Err(e) => {
-                        // The whole call failed: every entry of the chunk did.
-                        let n = slots.iter().filter(|s| s.is_ok()).count();
-                        (0..n).map(|_| Err(e.clone())).collect::<Vec<_>>().into_iter()
-                    }
+                Ok(ready) => ready,
+                Err(e) => {
+                    results[slot] = Some(Err(e));
+                    continue;
                 }
             };
-            for slot in slots {
-                results.push(match slot {
-                    Ok(exec_id) => match sent.next() {
+            if batch.len() == MAX_BATCH || batch_bytes + message.size() > batch_limit {
+                self.send_batch(std::mem::take(&mut batch), &mut results).await;
+                batch_bytes = 0;
+            }
+            batch_bytes += message.size();
+            batch.push((slot, message, exec_id));
+        }
+        self.send_batch(batch, &mut results).await;
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Queue(QueueError::Other("missing batch entry result".into())))))
+            .collect())
+    }
+
+    /// Sends one batch and files each entry's result in its slot.
+    async fn send_batch(&self, batch: Vec<(usize, Outgoing, String)>, results: &mut [Option<Result<String>>]) {
+        if batch.is_empty() {
+            return;
+        }
+        let (slots, messages): (Vec<(usize, String)>, Vec<Outgoing>) =
+            batch.into_iter().map(|(slot, message, exec_id)| ((slot, exec_id), message)).unzip();
+        match self.queue.send_batch(messages).await {
+            Ok(entries) => {
+                let mut entries = entries.into_iter();
+                for (slot, exec_id) in slots {
+                    results[slot] = Some(match entries.next() {
                         Some(Ok(_)) => Ok(exec_id),
                         Some(Err(e)) => Err(Error::Queue(e)),
-                        None => Err(Error::Queue(crate::queue::QueueError::Other("missing batch entry result".into()))),
-                    },
-                    Err(e) => Err(e),
-                });
+                        None => Err(Error::Queue(QueueError::Other("missing batch entry result".into()))),
+                    });
+                }
+            }
+            // The whole call failed: every entry of the batch did.
+            Err(e) => {
+                for (slot, _) in slots {
+                    results[slot] = Some(Err(Error::Queue(e.clone())));
+                }
             }
         }
-        Ok(results)
     }
 }

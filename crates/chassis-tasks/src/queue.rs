@@ -123,6 +123,15 @@ pub enum QueueError {
         /// The queue's limit.
         max: usize,
     },
+    /// The entries of one batch call together exceed the queue's batch payload
+    /// limit ([`batch_payload_limit`]); nothing of the batch was sent.
+    #[error("a batch of {size} bytes exceeds the queue's batch limit of {max} bytes")]
+    BatchTooLarge {
+        /// The sum of the entries' sizes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A value SQS rejects (delay over 15 minutes, visibility over 12 hours, …).
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -146,6 +155,18 @@ pub type EntryResult<T> = Result<T, QueueError>;
 
 /// SQS allows at most 10 entries per batch call.
 pub const MAX_BATCH: usize = 10;
+/// SQS's largest message and largest batch payload: 1 MiB (1 048 576 bytes,
+/// since August 2025; 256 KiB before).
+pub const MAX_BATCH_BYTES: usize = 1_048_576;
+
+/// The most bytes one batch send may carry in all, for a queue whose
+/// `MaximumMessageSize` is `max_message_size`: SQS counts the sum of the
+/// entries' sizes (body and attributes, as [`Outgoing::size`]) against the same
+/// limit as one message, at least 256 KiB and at most [`MAX_BATCH_BYTES`].
+pub fn batch_payload_limit(max_message_size: usize) -> usize {
+    max_message_size.clamp(262_144, MAX_BATCH_BYTES)
+}
+
 /// SQS's longest delay: 15 minutes.
 pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 /// SQS's longest visibility timeout: 12 hours.
@@ -198,4 +219,21 @@ pub trait Queue: Send + Sync + 'static {
 
     /// The queue's attributes and approximate depth.
     fn attributes(&self) -> impl Future<Output = Result<QueueAttributes, QueueError>> + Send;
+
+    /// Another queue of the same backend, by name: what a worker opens for
+    /// `tasks.dead_letter_queue`. SQS opens the queue of that name in the same
+    /// account and region (creating it when the queue was configured with
+    /// `create_queue`); the memory queue returns the queue of that name among
+    /// the queues built from the same root (created on first use).
+    ///
+    /// # Errors
+    /// [`QueueError::NoSuchQueue`], or the backend's error. The default
+    /// implementation says the backend cannot open queues by name.
+    fn sibling(&self, name: &str) -> impl Future<Output = Result<Self, QueueError>> + Send
+    where
+        Self: Sized,
+    {
+        let name = name.to_owned();
+        async move { Err(QueueError::Invalid(format!("this backend cannot open queue `{name}` by name"))) }
+    }
 }

@@ -12,7 +12,8 @@ use aws_sdk_sqs::types::{
 
 use crate::config::Config;
 use crate::queue::{
-    EntryResult, MAX_BATCH, MAX_DELAY, MAX_VISIBILITY, MAX_WAIT, Message, Outgoing, Queue, QueueAttributes, QueueError,
+    EntryResult, MAX_BATCH, MAX_BATCH_BYTES, MAX_DELAY, MAX_VISIBILITY, MAX_WAIT, Message, Outgoing, Queue,
+    QueueAttributes, QueueError,
 };
 
 /// A queue on AWS SQS (or an emulator speaking its JSON protocol). Cheap to clone.
@@ -20,6 +21,8 @@ use crate::queue::{
 pub struct SqsQueue {
     client: Client,
     url: String,
+    /// Opened by [`SqsQueue::create`]: siblings are created when missing too.
+    creates: bool,
 }
 
 /// How a missing queue is created ([`SqsQueue::create`]).
@@ -99,7 +102,7 @@ impl SqsQueue {
 
     /// The queue at `url`.
     pub fn from_url(client: Client, url: impl Into<String>) -> Self {
-        Self { client, url: url.into() }
+        Self { client, url: url.into(), creates: false }
     }
 
     /// The queue named `name`.
@@ -109,14 +112,74 @@ impl SqsQueue {
     pub async fn open(client: Client, name: &str) -> Result<Self, QueueError> {
         let out = client.get_queue_url().queue_name(name).send().await.map_err(|e| classify(&e))?;
         let url = out.queue_url().ok_or_else(|| QueueError::NoSuchQueue(name.to_owned()))?.to_owned();
-        Ok(Self { client, url })
+        Ok(Self { client, url, creates: false })
     }
 
-    /// The queue named `name`, created with `options` if missing.
+    /// The queue named `name`: an existing queue is joined as it is — created
+    /// by another service (the Python original creates its pools with a
+    /// visibility timeout of 120 s), by another instance, or earlier — and a
+    /// missing one is created with `options`. An attribute of an existing
+    /// queue that differs from `options` is logged as a WARN naming it (the
+    /// queue keeps its own; the worker passes its visibility timeout and wait
+    /// on every receive anyway). Two instances creating the queue at once both
+    /// end up with it.
     ///
     /// # Errors
     /// The transport's or the service's error.
     pub async fn create(client: Client, name: &str, options: &CreateOptions) -> Result<Self, QueueError> {
+        match Self::open(client.clone(), name).await {
+            Ok(mut queue) => {
+                queue.creates = true;
+                queue.warn_on_differences(name, options).await;
+                return Ok(queue);
+            }
+            Err(QueueError::NoSuchQueue(_)) => {}
+            Err(other) => return Err(other),
+        }
+        match Self::create_missing(client.clone(), name, options).await {
+            Ok(queue) => Ok(queue),
+            // Created meanwhile by another instance, with other attributes.
+            Err(QueueError::Other(text)) if text.contains("QueueAlreadyExists") || text.contains("QueueNameExists") => {
+                let mut queue = Self::open(client, name).await?;
+                queue.creates = true;
+                queue.warn_on_differences(name, options).await;
+                Ok(queue)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Logs each attribute of the existing queue that differs from `options`.
+    async fn warn_on_differences(&self, name: &str, options: &CreateOptions) {
+        match self.raw_attributes().await {
+            Ok(existing) => {
+                for (attribute, wanted, found) in differences(options, &existing) {
+                    tracing::warn!(
+                        queue = name,
+                        attribute,
+                        configured = %wanted,
+                        existing = %found,
+                        "the existing queue's attribute differs from the configuration; the queue keeps its own"
+                    );
+                }
+            }
+            Err(error) => tracing::warn!(%error, queue = name, "could not read the existing queue's attributes"),
+        }
+    }
+
+    async fn raw_attributes(&self) -> Result<HashMap<QueueAttributeName, String>, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(out.attributes().cloned().unwrap_or_default())
+    }
+
+    async fn create_missing(client: Client, name: &str, options: &CreateOptions) -> Result<Self, QueueError> {
         let mut request = client.create_queue().queue_name(name);
         if let Some(v) = options.visibility_timeout {
             request = request.attributes(QueueAttributeName::VisibilityTimeout, secs(v).to_string());
@@ -143,12 +206,13 @@ impl SqsQueue {
         }
         let out = request.send().await.map_err(|e| classify(&e))?;
         let url = out.queue_url().ok_or_else(|| QueueError::NoSuchQueue(name.to_owned()))?.to_owned();
-        Ok(Self { client, url })
+        Ok(Self { client, url, creates: true })
     }
 
     /// The configured pool: by `queue_url` if set, else by `task_pool`'s name,
-    /// created if missing when `create_queue` is set (with the configured
-    /// visibility timeout and wait time).
+    /// joined if it exists and created if missing when `create_queue` is set
+    /// (with the configured visibility timeout and wait time; see
+    /// [`create`](Self::create)).
     ///
     /// # Errors
     /// [`QueueError::NoSuchQueue`], or the transport's or the service's error.
@@ -178,6 +242,48 @@ impl SqsQueue {
     pub fn sdk(&self) -> &Client {
         &self.client
     }
+}
+
+/// The attributes `options` sets that the existing queue has otherwise:
+/// `(attribute, configured, existing)`.
+fn differences(
+    options: &CreateOptions,
+    existing: &HashMap<QueueAttributeName, String>,
+) -> Vec<(&'static str, String, String)> {
+    let found = |name: &QueueAttributeName| existing.get(name).cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut compare = |label: &'static str, name: QueueAttributeName, wanted: String| {
+        let have = found(&name);
+        if have != wanted {
+            out.push((label, wanted, have));
+        }
+    };
+    if let Some(v) = options.visibility_timeout {
+        compare("VisibilityTimeout", QueueAttributeName::VisibilityTimeout, secs(v).to_string());
+    }
+    if let Some(w) = options.wait_time {
+        compare(
+            "ReceiveMessageWaitTimeSeconds",
+            QueueAttributeName::ReceiveMessageWaitTimeSeconds,
+            secs(w).to_string(),
+        );
+    }
+    let fifo = existing.get(&QueueAttributeName::FifoQueue).is_some_and(|v| v == "true");
+    if fifo != options.fifo {
+        out.push(("FifoQueue", options.fifo.to_string(), fifo.to_string()));
+    }
+    if let Some((_, max_receives)) = &options.redrive {
+        let policy: Option<serde_json::Value> =
+            existing.get(&QueueAttributeName::RedrivePolicy).and_then(|p| serde_json::from_str(p).ok());
+        let have = policy.as_ref().and_then(|p| p.get("maxReceiveCount")).map(|c| match c {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        if have.as_deref() != Some(max_receives.to_string().as_str()) {
+            out.push(("RedrivePolicy.maxReceiveCount", max_receives.to_string(), have.unwrap_or_default()));
+        }
+    }
+    out
 }
 
 fn attribute(value: &str) -> Result<MessageAttributeValue, QueueError> {
@@ -219,6 +325,10 @@ impl Queue for SqsQueue {
         if messages.len() > MAX_BATCH {
             return Err(QueueError::Invalid(format!("{} entries in one batch; at most 10", messages.len())));
         }
+        let size: usize = messages.iter().map(Outgoing::size).sum();
+        if size > MAX_BATCH_BYTES {
+            return Err(QueueError::BatchTooLarge { size, max: MAX_BATCH_BYTES });
+        }
         let mut results: Vec<EntryResult<String>> = vec![Err(QueueError::Other("no result".into())); messages.len()];
         let mut request = self.client.send_message_batch().queue_url(&self.url);
         let mut any = false;
@@ -246,7 +356,13 @@ impl Queue for SqsQueue {
         if !any {
             return Ok(results);
         }
-        let out = request.send().await.map_err(|e| classify(&e))?;
+        let out = request.send().await.map_err(|e| match classify(&e) {
+            // The queue's own limit is below 1 MiB.
+            QueueError::Invalid(text) if text.contains("BatchRequestTooLong") => {
+                QueueError::BatchTooLarge { size, max: size.saturating_sub(1) }
+            }
+            other => other,
+        })?;
         for ok in out.successful() {
             if let Some(slot) = ok.id().parse::<usize>().ok().and_then(|i| results.get_mut(i)) {
                 *slot = Ok(ok.message_id().to_owned());
@@ -371,6 +487,17 @@ impl Queue for SqsQueue {
             visibility_timeout: Duration::from_secs(number(QueueAttributeName::VisibilityTimeout)),
             fifo: a.get(&QueueAttributeName::FifoQueue).is_some_and(|v| v == "true"),
         })
+    }
+
+    /// The queue `name` in the same account and region; created when missing
+    /// if this queue was opened by [`SqsQueue::create`] (`create_queue`).
+    async fn sibling(&self, name: &str) -> Result<Self, QueueError> {
+        if self.creates {
+            let options = CreateOptions { fifo: name.ends_with(".fifo"), ..CreateOptions::default() };
+            Self::create(self.client.clone(), name, &options).await
+        } else {
+            Self::open(self.client.clone(), name).await
+        }
     }
 }
 

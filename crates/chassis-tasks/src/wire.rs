@@ -22,6 +22,10 @@ pub const WHEN: &str = "when";
 pub const JOB_ID: &str = "job_id";
 /// Attribute: the name of that job.
 pub const JOB_NAME: &str = "job_name";
+/// Attribute (chassis only; other readers ignore it): how many times the task
+/// was received by workers with no handler for it, over the re-sends that
+/// postponed it.
+pub const UNKNOWN_RECEIVES: &str = "unknown_receives";
 /// The value of `job_id` / `job_name` for a task outside any job.
 pub const UNKNOWN: &str = "unknown";
 

@@ -15,8 +15,8 @@ use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::handler::{Hook, Proceed, Registered, Registry, RunOutcome, TaskContext, TaskResult};
-use crate::queue::{MAX_BATCH, MAX_VISIBILITY, Message, Outgoing, Queue};
+use crate::handler::{Hook, OnFail, Proceed, Registered, Registry, RunOutcome, TaskContext, TaskResult};
+use crate::queue::{MAX_BATCH, MAX_DELAY, MAX_VISIBILITY, Message, Outgoing, Queue};
 use crate::wire::{self, Envelope};
 
 /// The attribute naming why a message was dead-lettered.
@@ -77,6 +77,9 @@ pub struct Report {
     pub dead_lettered: u64,
     /// Messages released at shutdown (visible again at once).
     pub released: u64,
+    /// Messages of tasks that could not run (malformed, unknown, or failures
+    /// exhausted) deleted for want of a dead-letter queue.
+    pub discarded: u64,
 }
 
 #[derive(Debug, Default)]
@@ -86,6 +89,7 @@ struct Counters {
     failed: AtomicU64,
     dead_lettered: AtomicU64,
     released: AtomicU64,
+    discarded: AtomicU64,
 }
 
 /// Consumes one queue's tasks.
@@ -163,7 +167,11 @@ impl<Q: Queue + Clone> Worker<Q> {
         Arc::get_mut(&mut self.shared)
     }
 
-    /// The dead-letter queue: malformed, unknown and exhausted tasks go there.
+    /// The dead-letter queue: malformed, unknown and exhausted tasks go there,
+    /// with the reason in the `dead_letter_reason` attribute. Overrides
+    /// `tasks.dead_letter_queue`, which [`run`](Self::run) otherwise opens by
+    /// name ([`Queue::sibling`]). Without either, such tasks are deleted with
+    /// an ERROR line once they end.
     #[must_use]
     pub fn dead_letter(mut self, queue: Q) -> Self {
         if let Some(shared) = self.shared_mut() {
@@ -208,8 +216,20 @@ impl<Q: Queue + Clone> Worker<Q> {
     /// Runs until `shutdown` fires; then stops receiving, lets in-flight tasks
     /// finish within the shutdown deadline, releases what it cannot finish,
     /// flushes acks and returns.
+    ///
+    /// A configured `tasks.dead_letter_queue` is opened first; until it is
+    /// open, the worker receives nothing and its [`Health`] says why.
     pub async fn run(self, shutdown: CancellationToken) -> Report {
-        let shared = self.shared;
+        let mut shared = self.shared;
+        if let Some(name) = shared.config.dead_letter_queue.clone().filter(|_| shared.dead_letter.is_none()) {
+            let Some(dead_letter) = open_dead_letter(&shared, &name, &shutdown).await else {
+                return Report::default();
+            };
+            match Arc::get_mut(&mut shared) {
+                Some(owned) => owned.dead_letter = Some(dead_letter),
+                None => tracing::error!("the worker's state is shared before it runs; the dead-letter queue is unused"),
+            }
+        }
         let concurrency = shared.config.concurrency;
         let slots = Arc::new(Semaphore::new(concurrency));
         let tracker = TaskTracker::new();
@@ -255,9 +275,42 @@ impl<Q: Queue + Clone> Worker<Q> {
             failed: c.failed.load(Ordering::Relaxed),
             dead_lettered: c.dead_lettered.load(Ordering::Relaxed),
             released: c.released.load(Ordering::Relaxed),
+            discarded: c.discarded.load(Ordering::Relaxed),
         }
     }
 }
+
+/// Opens the configured dead-letter queue, retrying with a capped backoff
+/// (reported to the health) until it opens or `shutdown` fires (`None`).
+async fn open_dead_letter<Q: Queue + Clone>(shared: &Shared<Q>, name: &str, shutdown: &CancellationToken) -> Option<Q> {
+    let mut failures = 0u32;
+    loop {
+        match shared.queue.sibling(name).await {
+            Ok(queue) => return Some(queue),
+            Err(error) => {
+                failures += 1;
+                let pause = receive_backoff(failures);
+                let error = format!("cannot open the dead-letter queue `{name}`: {error}");
+                tracing::error!(%error, retry_in_ms = pause.as_millis() as u64, "the worker waits for it");
+                shared.health.queue(Err(error));
+                tokio::select! {
+                    () = shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The pause after `failures` failed queue calls in a row: 100 ms doubling,
+/// at most [`MAX_RECEIVE_PAUSE`], so that the worker sees a queue that is back
+/// (and reports ready) within about a second.
+fn receive_backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64 << failures.clamp(1, 4)).min(MAX_RECEIVE_PAUSE)
+}
+
+/// The longest pause between receives while the queue fails.
+const MAX_RECEIVE_PAUSE: Duration = Duration::from_secs(1);
 
 /// Deletes acknowledged messages in batches of up to 10, off the receive path,
 /// with up to 16 batch calls in flight (a queue call may take a round trip).
@@ -358,7 +411,7 @@ impl<Q: Queue + Clone> Poller<Q> {
                 Err(error) => {
                     failures += 1;
                     self.shared.health.queue(Err(error.to_string()));
-                    let pause = Duration::from_millis(100u64 << failures.min(6));
+                    let pause = receive_backoff(failures);
                     tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "receiving tasks failed");
                     drop(permits);
                     tokio::select! {
@@ -430,16 +483,20 @@ impl<Q: Queue + Clone> Run<Q> {
             release(&self.shared, &message).await;
             return;
         }
-        let envelope = match wire::decode(&message) {
+        let mut envelope = match wire::decode(&message) {
             Ok(envelope) => envelope,
             Err(malformed) => return self.dead_letter(&message, "unknown", &malformed.to_string()).await,
         };
+        if envelope.exec_id.is_empty() {
+            // A message without an exec_id (not sent by a chassis): its
+            // message id is the same on every delivery.
+            envelope.exec_id.clone_from(&message.id);
+        }
         if let Some(when) = envelope.when {
             if let Ok(ahead) = when.duration_since((self.shared.clock)()) {
                 if ahead > Duration::from_secs(1) {
-                    // Not yet: hidden until then (SQS delays stop at 15 minutes).
-                    self.hide(&message, ahead.min(MAX_VISIBILITY)).await;
-                    return;
+                    // Not yet: postponed until then, without using up an attempt.
+                    return self.postpone(&message, ahead, None).await;
                 }
             }
         }
@@ -484,7 +541,9 @@ impl<Q: Queue + Clone> Run<Q> {
                     wire::Malformed::Attributes(e) => format!("the attributes do not fit task `{task}`: {e}"),
                     other => other.to_string(),
                 };
-                self.after(&ctx, RunOutcome::Failed(reason.clone())).await;
+                if !self.record(&ctx, RunOutcome::Failed(reason.clone()), message).await {
+                    return;
+                }
                 return self.dead_letter(message, task, &reason).await;
             }
         };
@@ -529,8 +588,9 @@ impl<Q: Queue + Clone> Run<Q> {
                 }
                 self.shared.counters.succeeded.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("task succeeded");
-                self.after(&ctx, RunOutcome::Succeeded).await;
-                let _ = self.acks.send(message.receipt.clone());
+                if self.record(&ctx, RunOutcome::Succeeded, message).await {
+                    let _ = self.acks.send(message.receipt.clone());
+                }
             }
             TaskResult::Retry(after) if attempt < max_failures => {
                 if let Some(m) = metrics {
@@ -539,7 +599,8 @@ impl<Q: Queue + Clone> Run<Q> {
                 let backoff = policy.backoff.as_ref().unwrap_or(&self.shared.config.backoff);
                 let wait = after.unwrap_or_else(|| backoff.delay(attempt));
                 tracing::info!(retry_in_ms = wait.as_millis() as u64, "task asked to be retried");
-                self.after(&ctx, RunOutcome::Retrying("the task asked to be retried".into())).await;
+                // Nothing final to record: a hook that misses a retry loses nothing.
+                self.notify(&ctx, RunOutcome::Retrying("the task asked to be retried".into())).await;
                 self.hide(message, wait).await;
             }
             TaskResult::Failure(reason) if attempt < max_failures => {
@@ -551,7 +612,7 @@ impl<Q: Queue + Clone> Run<Q> {
                 let backoff = policy.backoff.as_ref().unwrap_or(&self.shared.config.backoff);
                 let wait = backoff.delay(attempt);
                 tracing::warn!(%reason, retry_in_ms = wait.as_millis() as u64, "task failed; it will be retried");
-                self.after(&ctx, RunOutcome::Retrying(reason)).await;
+                self.notify(&ctx, RunOutcome::Retrying(reason)).await;
                 self.hide(message, wait).await;
             }
             TaskResult::Failure(reason) | TaskResult::Abandon(reason) => {
@@ -559,13 +620,11 @@ impl<Q: Queue + Clone> Run<Q> {
                     m.failed.increment(1);
                 }
                 self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                self.after(&ctx, RunOutcome::Failed(reason.clone())).await;
-                self.exhausted(message, envelope, policy.on_fail.as_ref(), &reason).await;
+                self.exhausted(message, &ctx, policy.on_fail.as_ref(), &reason).await;
             }
             TaskResult::Retry(_) => {
                 self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                self.after(&ctx, RunOutcome::Failed("retries exhausted".into())).await;
-                self.exhausted(message, envelope, policy.on_fail.as_ref(), "retries exhausted").await;
+                self.exhausted(message, &ctx, policy.on_fail.as_ref(), "retries exhausted").await;
             }
         }
     }
@@ -595,36 +654,108 @@ impl<Q: Queue + Clone> Run<Q> {
         }
     }
 
-    async fn after(&self, ctx: &TaskContext, outcome: RunOutcome) {
-        if let Some(hook) = &self.shared.hook {
-            hook.after(ctx, outcome).await;
+    /// Postpones a task that must not run yet — due later (`when`), or with no
+    /// handler here — by `wait`, without using up its attempts: the message is
+    /// sent again with a delay (up to SQS's 15 minutes; again and again until
+    /// due) and the received one deleted, so its receive count (the attempt,
+    /// and what a redrive policy's `maxReceiveCount` counts) starts afresh.
+    /// `unknown_receives` is recorded on the new message. A crash between the
+    /// send and the delete leaves two copies with one `exec_id`. FIFO messages
+    /// are hidden instead (sending again would reorder their group), so there
+    /// a postponement does count as a receive.
+    async fn postpone(&self, message: &Message, wait: Duration, unknown_receives: Option<u32>) {
+        if message.group_id.is_some() {
+            return self.hide(message, wait).await;
+        }
+        let mut attributes = message.attributes.clone();
+        if let Some(n) = unknown_receives {
+            attributes.insert(wire::UNKNOWN_RECEIVES.to_owned(), n.to_string());
+        }
+        let again = Outgoing::new(message.body.clone()).attributes(attributes).delay(wait.min(MAX_DELAY));
+        match self.shared.queue.send(again).await {
+            Ok(_) => {
+                let _ = self.acks.send(message.receipt.clone());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not postpone the task by sending it again; hiding it instead");
+                self.hide(message, wait).await;
+            }
         }
     }
 
+    /// Tells the hook about a run whose outcome is not final.
+    async fn notify(&self, ctx: &TaskContext, outcome: RunOutcome) {
+        if let Some(hook) = &self.shared.hook {
+            if let Err(error) = hook.after(ctx, outcome).await {
+                tracing::warn!(%error, "the worker's hook could not record a retry");
+            }
+        }
+    }
+
+    /// Has the hook record a final outcome, retrying a failing hook with a
+    /// short backoff. `false` when it could not: the message is then hidden
+    /// for the retry backoff and not deleted, so the task runs again and the
+    /// hook hears the outcome again — nothing is deleted, sent on or
+    /// dead-lettered whose outcome the hook did not record.
+    async fn record(&self, ctx: &TaskContext, outcome: RunOutcome, message: &Message) -> bool {
+        let Some(hook) = &self.shared.hook else { return true };
+        let mut wait = HOOK_RETRY_FIRST;
+        for attempt in 1..=HOOK_ATTEMPTS {
+            match hook.after(ctx, outcome.clone()).await {
+                Ok(()) => return true,
+                Err(error) if attempt < HOOK_ATTEMPTS => {
+                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "the worker's hook failed");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(error) => {
+                    metrics::counter!("chassis_tasks_hook_failures_total", "task" => ctx.task.clone()).increment(1);
+                    let again = self.shared.config.backoff.delay(message.receive_count);
+                    tracing::error!(
+                        %error,
+                        retry_in_ms = again.as_millis() as u64,
+                        "the worker's hook could not record the task's outcome; the message is kept and the task \
+                         will run again"
+                    );
+                    self.hide(message, again).await;
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
     async fn unknown(&self, message: &Message, envelope: &Envelope) {
-        if message.receive_count >= self.shared.config.unknown_task_receives {
-            let reason = format!("no handler for task `{}` after {} receives", envelope.task, message.receive_count);
+        let before: u32 = message.attributes.get(wire::UNKNOWN_RECEIVES).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let receives = before.saturating_add(message.receive_count);
+        if receives >= self.shared.config.unknown_task_receives {
+            let reason = format!("no handler for task `{}` after {receives} receives", envelope.task);
             let ctx = TaskContext {
                 task: envelope.task.clone(),
                 exec_id: envelope.exec_id.clone(),
                 attempt: message.receive_count,
                 job: envelope.job.clone(),
             };
-            self.after(&ctx, RunOutcome::Failed(reason.clone())).await;
+            if !self.record(&ctx, RunOutcome::Failed(reason.clone()), message).await {
+                return;
+            }
             return self.dead_letter(message, &envelope.task, &reason).await;
         }
-        tracing::warn!(task = %envelope.task, attempt = message.receive_count, "no handler for this task; postponed");
-        self.hide(message, Duration::from_secs(self.shared.config.unknown_task_delay_secs)).await;
+        tracing::warn!(task = %envelope.task, receives, "no handler for this task; postponed");
+        let wait = Duration::from_secs(self.shared.config.unknown_task_delay_secs);
+        self.postpone(message, wait, Some(receives)).await;
     }
 
-    async fn exhausted(
-        &self,
-        message: &Message,
-        envelope: &Envelope,
-        on_fail: Option<&crate::handler::OnFail>,
-        reason: &str,
-    ) {
+    /// A task whose failures are exhausted (or that gave up) ends, once: the
+    /// hook records the failure, the `on_fail` task is sent (with an `exec_id`
+    /// derived from the task's, so a repeat sends the same execution), and the
+    /// message is dead-lettered or, with no dead-letter queue, deleted. A step
+    /// that fails keeps the message for a rerun, which repeats the steps.
+    async fn exhausted(&self, message: &Message, ctx: &TaskContext, on_fail: Option<&OnFail>, reason: &str) {
         tracing::error!(%reason, attempt = message.receive_count, "TASK_FAILED: failures exhausted");
+        if !self.record(ctx, RunOutcome::Failed(reason.to_owned()), message).await {
+            return;
+        }
         if let Some(on_fail) = on_fail {
             let queue = match &on_fail.pool {
                 Some(pool) => self.shared.pools.get(pool),
@@ -632,10 +763,13 @@ impl<Q: Queue + Clone> Run<Q> {
             };
             let sent = match queue {
                 Some(queue) => {
-                    let exec_id = uuid::Uuid::new_v4().to_string();
+                    let exec_id = on_fail_exec_id(&ctx.exec_id, &on_fail.task);
                     let now = (self.shared.clock)();
-                    let job = envelope.job.as_ref();
-                    let outgoing = wire::encode_body(&on_fail.task, message.body.clone(), &exec_id, now, job);
+                    let mut outgoing =
+                        wire::encode_body(&on_fail.task, message.body.clone(), &exec_id, now, ctx.job.as_ref());
+                    if let Some(group) = &message.group_id {
+                        outgoing = outgoing.fifo(group, exec_id.clone());
+                    }
                     queue.send(outgoing).await.map(|_| ()).map_err(|e| e.to_string())
                 }
                 None => {
@@ -643,18 +777,34 @@ impl<Q: Queue + Clone> Run<Q> {
                 }
             };
             if let Err(error) = sent {
-                tracing::error!(%error, on_fail = %on_fail.task, "could not send the on_fail task");
+                let again = self.shared.config.backoff.delay(message.receive_count);
+                tracing::error!(
+                    %error,
+                    on_fail = %on_fail.task,
+                    retry_in_ms = again.as_millis() as u64,
+                    "could not send the on_fail task; the message is kept and comes back"
+                );
+                return self.hide(message, again).await;
             }
         }
-        self.dead_letter(message, &envelope.task, reason).await;
+        self.dead_letter(message, &ctx.task, reason).await;
     }
 
-    /// Sends the message to the dead-letter queue with the reason, then deletes
-    /// it. Without a dead-letter queue it is left for the queue's redrive policy.
+    /// The end of a task that cannot run: sent to the dead-letter queue with
+    /// the reason, then deleted; with no dead-letter queue, deleted with an
+    /// ERROR line (as the Python original did). If the dead-letter send fails
+    /// the message is kept and comes back.
     async fn dead_letter(&self, message: &Message, task: &str, reason: &str) {
-        metrics::counter!("chassis_tasks_dead_lettered_total", "task" => task.to_owned()).increment(1);
         let Some(dead_letter) = &self.shared.dead_letter else {
-            tracing::error!(%reason, message_id = %message.id, "task cannot run; left for the queue's redrive policy");
+            metrics::counter!("chassis_tasks_discarded_total", "task" => task.to_owned()).increment(1);
+            self.shared.counters.discarded.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                %reason,
+                message_id = %message.id,
+                body = %truncated(&message.body),
+                "task cannot run and there is no dead-letter queue (tasks.dead_letter_queue); its message is deleted"
+            );
+            let _ = self.acks.send(message.receipt.clone());
             return;
         };
         let mut attributes: BTreeMap<String, String> = message.attributes.clone();
@@ -665,6 +815,7 @@ impl<Q: Queue + Clone> Run<Q> {
         }
         match dead_letter.send(outgoing).await {
             Ok(_) => {
+                metrics::counter!("chassis_tasks_dead_lettered_total", "task" => task.to_owned()).increment(1);
                 self.shared.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(%reason, message_id = %message.id, "task dead-lettered");
                 let _ = self.acks.send(message.receipt.clone());
@@ -672,6 +823,26 @@ impl<Q: Queue + Clone> Run<Q> {
             Err(error) => tracing::error!(%error, %reason, "could not dead-letter; the message will come back"),
         }
     }
+}
+
+/// How many times a failing hook is called for one final outcome, and the
+/// first wait between calls (doubling).
+const HOOK_ATTEMPTS: u32 = 4;
+const HOOK_RETRY_FIRST: Duration = Duration::from_millis(100);
+
+/// The `exec_id` of the `on_fail` task of execution `exec_id`: a UUID v5
+/// (RFC 9562, name-based) of both, the same every time it is sent.
+fn on_fail_exec_id(exec_id: &str, on_fail: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("chassis.on_fail/{on_fail}/{exec_id}").as_bytes()).to_string()
+}
+
+/// At most the first 512 bytes of a body, for a log line.
+fn truncated(body: &str) -> &str {
+    let mut end = body.len().min(512);
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    &body[..end]
 }
 
 /// Runs a handler's future, turning a panic into a failure.

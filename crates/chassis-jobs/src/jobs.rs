@@ -253,7 +253,8 @@ impl Jobs {
             }
         }
         let error = permanent.or(if unsent.is_empty() { None } else { transient });
-        let message = error.as_ref().map(|e| format!("could not send {} of the job's {total} tasks: {e}", total - sent));
+        let message =
+            error.as_ref().map(|e| format!("could not send {} of the job's {total} tasks: {e}", total - sent));
         let job = self
             .modify(job.id, |job| {
                 job.tasks_sent = sent;
@@ -290,8 +291,13 @@ impl Jobs {
                 for job in page.jobs.iter().filter(|j| j.tasks_sent < j.tasks_total && j.updated_ms < before) {
                     let changed = self
                         .modify(job.id, |job| {
-                            if job.status.is_terminal() || job.tasks_sent >= job.tasks_total || job.updated_ms >= before {
-                                return Err(Error::IllegalTransition { id: job.id, from: job.status, to: Status::Failed });
+                            if job.status.is_terminal() || job.tasks_sent >= job.tasks_total || job.updated_ms >= before
+                            {
+                                return Err(Error::IllegalTransition {
+                                    id: job.id,
+                                    from: job.status,
+                                    to: Status::Failed,
+                                });
                             }
                             let message = format!(
                                 "only {} of its {} tasks were sent: the sender stopped before sending the rest",

@@ -413,7 +413,8 @@ impl JobStore for SqlStore {
         Box::pin(async move {
             const FINISHED: &str = "status IN ('succeeded', 'failed', 'cancelled') AND finished_ms < $1";
             let mut tx = store.pool.begin().await.map_err(store_error)?;
-            let records = format!("DELETE FROM {{p}}job_tasks WHERE job_id IN (SELECT id FROM {{p}}jobs WHERE {FINISHED})");
+            let records =
+                format!("DELETE FROM {{p}}job_tasks WHERE job_id IN (SELECT id FROM {{p}}jobs WHERE {FINISHED})");
             sqlx::query(&store.sql(&records)).bind(before_ms).execute(&mut *tx).await.map_err(store_error)?;
             let jobs = format!("DELETE FROM {{p}}jobs WHERE {FINISHED}");
             let done = sqlx::query(&store.sql(&jobs)).bind(before_ms).execute(&mut *tx).await.map_err(store_error)?;

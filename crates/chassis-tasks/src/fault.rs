@@ -130,8 +130,7 @@ impl<Q: Queue + Clone> Queue for FaultyQueue<Q> {
     }
 
     async fn delete_batch(&self, receipts: Vec<String>) -> Result<Vec<EntryResult<()>>, QueueError> {
-        let (lost, kept): (Vec<_>, Vec<_>) =
-            receipts.into_iter().enumerate().partition(|_| self.lose_this_delete());
+        let (lost, kept): (Vec<_>, Vec<_>) = receipts.into_iter().enumerate().partition(|_| self.lose_this_delete());
         let (positions, kept): (Vec<usize>, Vec<String>) = kept.into_iter().unzip();
         let mut results: Vec<EntryResult<()>> = vec![Err(QueueError::InvalidReceipt); lost.len() + kept.len()];
         if !kept.is_empty() {

@@ -833,7 +833,8 @@ const HOOK_RETRY_FIRST: Duration = Duration::from_millis(100);
 /// The `exec_id` of the `on_fail` task of execution `exec_id`: a UUID v5
 /// (RFC 9562, name-based) of both, the same every time it is sent.
 fn on_fail_exec_id(exec_id: &str, on_fail: &str) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("chassis.on_fail/{on_fail}/{exec_id}").as_bytes()).to_string()
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("chassis.on_fail/{on_fail}/{exec_id}").as_bytes())
+        .to_string()
 }
 
 /// At most the first 512 bytes of a body, for a log line.

@@ -2,6 +2,7 @@
 //! tasks driving jobs, concurrency, and the HTTP view.
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod at_least_once;
 mod config;
 mod conformance;
 #[cfg(feature = "http")]

@@ -156,14 +156,16 @@ async fn malformed_messages_are_dead_lettered_with_the_reason() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn without_a_dead_letter_queue_bad_messages_are_left_for_redrive() {
+async fn without_a_dead_letter_queue_a_bad_message_ends_once_deleted() {
+    // The Python original's rule: an end state, never an endless loop.
     let q = MemoryQueue::new("q");
     q.send(Outgoing::new("{}")).await.unwrap();
     let running = start(&q, None, Registry::new(), config());
     tokio::time::sleep(S(5)).await;
-    running.finish().await;
+    let report = running.finish().await;
     tokio::time::sleep(S(60)).await;
-    assert_eq!(drain(&q).await.len(), 1, "never deleted");
+    assert_eq!((report.received, report.discarded), (1, 1));
+    assert!(drain(&q).await.is_empty(), "deleted");
 }
 
 #[tokio::test(start_paused = true)]

@@ -84,6 +84,12 @@ impl<B: Body> PermitBody<B> {
         Self { inner, guard }
     }
 
+    /// Wraps `inner` with no permit to hold: the call's outcome is already recorded.
+    #[cfg(feature = "tower")]
+    pub(crate) fn recorded(inner: B) -> Self {
+        Self { inner, guard: Guard { permit: None, polled: false, on_error: None } }
+    }
+
     /// Classifies a body error with `on_error` instead of counting every one
     /// as a failure.
     #[must_use]

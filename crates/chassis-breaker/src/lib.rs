@@ -36,8 +36,9 @@
 //!   and counts; a caller-side `tokio::time::timeout` is a cancellation and
 //!   counts nothing (see [`BreakerMiddleware`]).
 //! - **Integrations**: a `reqwest-middleware` [`BreakerMiddleware`] with
-//!   breakers per host from a bounded [`Registry`], a ready [`client`], and a
-//!   tower [`BreakerLayer`] whose response future holds the permit.
+//!   breakers per host from a bounded [`Registry`], a ready [`client`], a
+//!   tower [`BreakerLayer`] whose response future holds the permit, and an
+//!   [`HttpBreakerLayer`] whose response body does.
 //! - **Observable**: [`Breaker::snapshot`], state-change listeners called with
 //!   no lock held, `tracing` events on transitions, and `metrics`:
 //!   `chassis_breaker_calls_total{breaker,outcome}`,
@@ -53,7 +54,7 @@
 //! | Name | Description | Default? |
 //! |---|---|---|
 //! | `reqwest` | [`BreakerMiddleware`], [`client`], [`HttpClassifier`] for `reqwest-middleware` | Yes |
-//! | `tower` | [`BreakerLayer`] / [`BreakerService`] | Yes |
+//! | `tower` | [`BreakerLayer`] / [`BreakerService`], [`HttpBreakerLayer`] / [`HttpBreakerService`] | Yes |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -88,4 +89,7 @@ pub use registry::{Registry, RegistryBuilder};
 pub use state::State;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
-pub use tower::{BreakerLayer, BreakerService, Classifier, ErrorIsFailure, HttpStatus, ResponseFuture, ServiceError};
+pub use tower::{
+    BreakerLayer, BreakerService, Classifier, ErrorIsFailure, HttpBreakerLayer, HttpBreakerService, HttpResponseFuture,
+    HttpStatus, ResponseFuture, ServiceError,
+};

@@ -130,6 +130,14 @@ pub fn path_prefix_key(segments: usize) -> impl Fn(&Url) -> String + Send + Sync
 /// slot is freed), because giving up says nothing about the server. To have
 /// slow servers open the breaker, use the client's timeout.
 ///
+/// **Streams.** A long-lived body (server-sent events, a long download)
+/// holds its permit while it streams: with a slow-call threshold it is a
+/// slow call, and as a half-open trial it holds its slot until
+/// `probe_timeout_ms` reclaims it. Classify such requests
+/// [`Outcome::Ignore`] with a [`ClassifyWith`] (an ignored head is recorded
+/// at once and the body is left alone), or send them with a client without
+/// the breaker.
+///
 /// ```no_run
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = chassis_breaker::client(chassis_breaker::Registry::new(Default::default())?)?;

@@ -7,17 +7,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Extensions;
-use reqwest::{Request, Response, Url};
+use reqwest::{Request, Response, ResponseBuilderExt, Url};
 use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 
+use crate::body::PermitBody;
+use crate::breaker::Breaker;
 use crate::error::Rejected;
-use crate::permit::Outcome;
+use crate::permit::{Outcome, Permit};
 use crate::registry::Registry;
 
 /// Decides what an HTTP result says about the server.
+///
+/// [`classify`](Self::classify) judges the response head (or the error that
+/// came instead). A [`Success`](Outcome::Success) is provisional: the call
+/// ends when its body does, and [`body_error`](Self::body_error) judges an
+/// error while reading it (see [`PermitBody`](crate::PermitBody)).
 pub trait Classify: Send + Sync + 'static {
-    /// Success, failure, or nothing to say.
+    /// Success, failure, or nothing to say, from the status and headers (or the error).
     fn classify(&self, result: &reqwest_middleware::Result<Response>) -> Outcome;
+
+    /// What an error while reading the body of a response that
+    /// [`classify`](Self::classify) called a success says: a timeout, a
+    /// connection cut mid-body, a body that cannot be decoded. Default: a
+    /// [`Failure`](Outcome::Failure).
+    fn body_error(&self, error: &reqwest::Error) -> Outcome {
+        let _ = error;
+        Outcome::Failure
+    }
 }
 
 impl<F> Classify for F
@@ -99,6 +115,29 @@ pub fn path_prefix_key(segments: usize) -> impl Fn(&Url) -> String + Send + Sync
 /// The `reqwest-middleware` middleware: every request goes through the breaker
 /// of its key; an open breaker fails the request at once with a [`Rejected`].
 ///
+/// A call ends when its body does: a response the classifier calls a success
+/// carries the permit in its body ([`PermitBody`](crate::PermitBody)), so a
+/// body that times out or breaks off is a failure, a slow-call threshold
+/// measures the whole call, and a half-open trial ends when its body has been
+/// read (or dropped unread: a success). A failing response (5xx, 408, 429)
+/// counts at once, whether or not its body is read.
+///
+/// **Timeouts.** The client's timeout (`request_timeout_ms` for [`client`],
+/// or `RequestBuilder::timeout`) covers the whole call, body included, and a
+/// call that hits it is a failure. A caller-side `tokio::time::timeout`
+/// around a request is a cancellation: when it fires, before the headers or
+/// while the body is read, the call counts **nothing** (a half-open trial
+/// slot is freed), because giving up says nothing about the server. To have
+/// slow servers open the breaker, use the client's timeout.
+///
+/// **Streams.** A long-lived body (server-sent events, a long download)
+/// holds its permit while it streams: with a slow-call threshold it is a
+/// slow call, and as a half-open trial it holds its slot until
+/// `probe_timeout_ms` reclaims it. Classify such requests
+/// [`Outcome::Ignore`] with a [`ClassifyWith`] (an ignored head is recorded
+/// at once and the body is left alone), or send them with a client without
+/// the breaker.
+///
 /// ```no_run
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = chassis_breaker::client(chassis_breaker::Registry::new(Default::default())?)?;
@@ -159,18 +198,33 @@ impl Middleware for BreakerMiddleware {
     ) -> reqwest_middleware::Result<Response> {
         let key = (self.key)(req.url());
         let breaker = self.registry.get(&key).map_err(reqwest_middleware::Error::middleware)?;
-        let permit = breaker.acquire().map_err(reqwest_middleware::Error::middleware)?;
-        let classify = extensions.get::<ClassifyWith>().map(|c| c.0.clone());
+        let permit = breaker.acquire_owned().map_err(reqwest_middleware::Error::middleware)?;
+        let classify = extensions.get::<ClassifyWith>().map_or_else(|| self.classify.clone(), |c| c.0.clone());
         // If the caller drops this future, the permit is dropped unrecorded:
         // cancellation says nothing about the server.
         let result = next.run(req, extensions).await;
-        let outcome = match classify {
-            Some(classify) => classify.classify(&result),
-            None => self.classify.classify(&result),
-        };
-        permit.record(outcome);
-        result
+        match (classify.classify(&result), result) {
+            // The outcome is known only when the body has been read.
+            (Outcome::Success, Ok(response)) => Ok(hold(response, permit, classify)),
+            (outcome, result) => {
+                permit.record(outcome);
+                result
+            }
+        }
     }
+}
+
+/// Moves `permit` into the body of `response`.
+fn hold(response: Response, permit: Permit<Breaker>, classify: Arc<dyn Classify>) -> Response {
+    let url = response.url().clone();
+    let (mut parts, body) = http::Response::<reqwest::Body>::from(response).into_parts();
+    let body = PermitBody::new(body, permit).on_error(move |error| classify.body_error(error));
+    // The conversion to `http::Response` drops the URL; reqwest reads it back
+    // from an extension only its response builder can set.
+    if let Ok(head) = http::Response::builder().url(url).body(()) {
+        parts.extensions.extend(head.into_parts().0.extensions);
+    }
+    Response::from(http::Response::from_parts(parts, reqwest::Body::wrap(body)))
 }
 
 impl Rejected {

@@ -29,9 +29,16 @@
 //! - **HTTP-aware**: [`HttpClassifier`] counts connect errors, timeouts, body
 //!   errors, 5xx, 408 and 429 as failures and other 4xx as successes; override
 //!   it per client or per request ([`ClassifyWith`]).
+//! - **A call ends when its body does**: a successful response carries its
+//!   permit in its body ([`PermitBody`]), so a body that times out or breaks
+//!   off is a failure, slow-call measurement covers the body, and a response
+//!   dropped unread is a success. The client's own timeout covers the body
+//!   and counts; a caller-side `tokio::time::timeout` is a cancellation and
+//!   counts nothing (see [`BreakerMiddleware`]).
 //! - **Integrations**: a `reqwest-middleware` [`BreakerMiddleware`] with
-//!   breakers per host from a bounded [`Registry`], a ready [`client`], and a
-//!   tower [`BreakerLayer`] whose response future holds the permit.
+//!   breakers per host from a bounded [`Registry`], a ready [`client`], a
+//!   tower [`BreakerLayer`] whose response future holds the permit, and an
+//!   [`HttpBreakerLayer`] whose response body does.
 //! - **Observable**: [`Breaker::snapshot`], state-change listeners called with
 //!   no lock held, `tracing` events on transitions, and `metrics`:
 //!   `chassis_breaker_calls_total{breaker,outcome}`,
@@ -47,10 +54,12 @@
 //! | Name | Description | Default? |
 //! |---|---|---|
 //! | `reqwest` | [`BreakerMiddleware`], [`client`], [`HttpClassifier`] for `reqwest-middleware` | Yes |
-//! | `tower` | [`BreakerLayer`] / [`BreakerService`] | Yes |
+//! | `tower` | [`BreakerLayer`] / [`BreakerService`], [`HttpBreakerLayer`] / [`HttpBreakerService`] | Yes |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "reqwest", feature = "tower"))]
+mod body;
 mod breaker;
 mod clock;
 mod config;
@@ -65,6 +74,9 @@ mod sync;
 mod tower;
 mod window;
 
+#[cfg(any(feature = "reqwest", feature = "tower"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
+pub use body::PermitBody;
 pub use breaker::{Breaker, Builder, Snapshot, Transition};
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use config::{Backoff, Config, FailureRate, SlowCall};
@@ -77,4 +89,7 @@ pub use registry::{Registry, RegistryBuilder};
 pub use state::State;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
-pub use tower::{BreakerLayer, BreakerService, Classifier, ErrorIsFailure, HttpStatus, ResponseFuture, ServiceError};
+pub use tower::{
+    BreakerLayer, BreakerService, Classifier, ErrorIsFailure, HttpBreakerLayer, HttpBreakerService, HttpResponseFuture,
+    HttpStatus, ResponseFuture, ServiceError,
+};

@@ -14,8 +14,18 @@ pub struct Config {
     /// Where the admin server (`/livez`, `/readyz`, `/startupz`, `/metrics`,
     /// `/info`) listens. Default: `0.0.0.0:9090`.
     pub admin_addr: SocketAddr,
-    /// How long, after SIGTERM, components and in-flight requests may take to
-    /// finish, in seconds. Default: 30.
+    /// How long, after SIGTERM, the API keeps accepting and serving new
+    /// connections while readiness already fails, so that load balancers
+    /// (a Kubernetes Service's endpoints, an ingress) stop routing here
+    /// before the port closes; in seconds. Components keep running too. A
+    /// second SIGTERM or SIGINT, or [`Service::drain_now_token`](crate::Service::drain_now_token),
+    /// ends it early. `0`: stop accepting at once. Default: 5.
+    pub drain_delay_secs: u64,
+    /// How long, after the drain delay, components and in-flight requests may
+    /// take to finish, in seconds. Default: 30. The whole shutdown takes up
+    /// to `drain_delay_secs + shutdown_deadline_secs`: give the orchestrator
+    /// at least that (Kubernetes' `terminationGracePeriodSeconds`, 30 by
+    /// default, counts from SIGTERM).
     pub shutdown_deadline_secs: u64,
     /// A readiness check that takes longer than this fails, in milliseconds. Default: 2000.
     pub check_timeout_ms: u64,
@@ -26,6 +36,7 @@ impl Default for Config {
         Self {
             http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             admin_addr: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            drain_delay_secs: 5,
             shutdown_deadline_secs: 30,
             check_timeout_ms: 2000,
         }

@@ -1,6 +1,8 @@
 //! The chassis service runtime: a lifecycle (starting → ready → draining →
 //! stopped) driven by SIGTERM/SIGINT, an admin server with health checks and
-//! Prometheus metrics, and a graceful shutdown that drains every component.
+//! Prometheus metrics, and a graceful shutdown: readiness fails at once, the
+//! API keeps serving for the drain delay (`drain_delay_secs`, 5 s) while load
+//! balancers catch up, then stops accepting and drains every component.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), chassis_service::Error> {
@@ -10,7 +12,7 @@
 //! service.health().check("database", || async { Ok(()) });
 //! service.router(axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" })));
 //! service.spawn("worker", |shutdown| async move { shutdown.cancelled().await });
-//! service.run().await // until SIGTERM; then drains and returns
+//! service.run().await // until SIGTERM; not ready but serving for 5 s, then drains and returns
 //! # }
 //! ```
 #![forbid(unsafe_code)]
@@ -71,6 +73,7 @@ pub struct Service {
     routers: Vec<Router>,
     components: Vec<Component>,
     shutdown: CancellationToken,
+    drain_now: CancellationToken,
     metrics: Option<PrometheusHandle>,
 }
 
@@ -120,6 +123,7 @@ impl Service {
             routers: Vec::new(),
             components: Vec::new(),
             shutdown: CancellationToken::new(),
+            drain_now: CancellationToken::new(),
             metrics,
         }
     }
@@ -132,6 +136,14 @@ impl Service {
     /// Fires a shutdown as SIGTERM would (for tests and embedding).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// Ends the drain delay (`drain_delay_secs`) early, as a second SIGTERM
+    /// or SIGINT would: the API stops accepting new connections and in-flight
+    /// requests drain. Cancelled before a shutdown begins, the shutdown skips
+    /// the delay. Cancelling it alone does not start a shutdown.
+    pub fn drain_now_token(&self) -> CancellationToken {
+        self.drain_now.clone()
     }
 
     /// Adds routes to the service's HTTP API.
@@ -152,14 +164,21 @@ impl Service {
     }
 
     /// Binds the listeners, serves, marks the service ready, and waits for
-    /// SIGTERM, SIGINT or [`shutdown_token`](Self::shutdown_token); then fails
-    /// readiness at once, stops the API and the components, waits for them
-    /// within the shutdown deadline, and returns.
+    /// SIGTERM, SIGINT or [`shutdown_token`](Self::shutdown_token); then:
+    ///
+    /// 1. fails readiness at once (phase [`Phase::Draining`]);
+    /// 2. keeps the API accepting and serving for `drain_delay_secs` (default
+    ///    5 s; a second signal or [`drain_now_token`](Self::drain_now_token)
+    ///    ends it early), so load balancers stop routing here first;
+    /// 3. stops accepting, cancels the components, and waits for in-flight
+    ///    requests and components within `shutdown_deadline_secs`;
+    ///
+    /// and returns. The admin server answers throughout, until the end.
     ///
     /// # Errors
     /// [`Error::Bind`] or [`Error::Signals`]: nothing was started.
     pub async fn run(self) -> Result<()> {
-        let Self { name, version, config, health, routers, components, shutdown, metrics } = self;
+        let Self { name, version, config, health, routers, components, shutdown, drain_now, metrics } = self;
         let api = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .map_err(|source| Error::Bind { addr: config.http_addr, source })?;
@@ -220,6 +239,17 @@ impl Service {
             () = shutdown.cancelled() => "shutdown requested",
         };
         health.set_phase(Phase::Draining);
+        if config.drain_delay_secs > 0 && !drain_now.is_cancelled() {
+            // Readiness fails now, but load balancers take a while to notice:
+            // until they do, new connections still arrive and must be served.
+            tracing::info!(reason, delay_secs = config.drain_delay_secs, "shutting down: not ready, still serving");
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(config.drain_delay_secs)) => {}
+                () = drain_now.cancelled() => {}
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
         tracing::info!(reason, deadline_secs = config.shutdown_deadline_secs, "shutting down: draining");
         draining.cancel();
         let deadline = Duration::from_secs(config.shutdown_deadline_secs);

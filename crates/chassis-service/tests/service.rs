@@ -19,6 +19,7 @@ async fn lifecycle_health_metrics_and_drain() {
     config.http_addr = free_addr();
     config.admin_addr = free_addr();
     config.check_timeout_ms = 200;
+    config.drain_delay_secs = 0;
     let (api, admin) = (config.http_addr, config.admin_addr);
     let mut service = Service::new("svc", "9.9.9", config);
     let healthy = Arc::new(AtomicBool::new(false));
@@ -101,4 +102,142 @@ async fn a_taken_port_is_an_error_not_a_panic() {
     config.admin_addr = free_addr();
     let err = Service::new("svc", "1", config).run().await.unwrap_err();
     assert!(err.to_string().contains("cannot listen on"), "{err}");
+}
+
+/// The failing input of issue 10, item 6: a new connection to the API 50 ms
+/// after a shutdown began is served, while readiness already fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_keeps_serving_while_load_balancers_catch_up() {
+    let mut config = Config::default();
+    config.http_addr = free_addr();
+    config.admin_addr = free_addr();
+    let (api, admin) = (config.http_addr, config.admin_addr);
+    let mut service = Service::new("svc", "1", config);
+    service.router(axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" })));
+    let (shutdown, drain_now) = (service.shutdown_token(), service.drain_now_token());
+    let running = tokio::spawn(service.run());
+    let client = fresh_connections();
+    wait_for(&client, &format!("http://{admin}/readyz"), 200).await;
+
+    shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let response = client.get(format!("http://{api}/hello")).send().await.expect("a new connection is accepted");
+    assert_eq!(response.status(), 200);
+    assert_eq!(client.get(format!("http://{admin}/readyz")).send().await.unwrap().status(), 503);
+    drain_now.cancel(); // rather than wait out the default 5 s
+    running.await.unwrap().unwrap();
+}
+
+fn config(drain_delay_secs: u64) -> Config {
+    let mut config = Config::default();
+    config.http_addr = free_addr();
+    config.admin_addr = free_addr();
+    config.drain_delay_secs = drain_delay_secs;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_drain_delay_stops_accepting_at_once() {
+    let config = config(0);
+    let (api, admin) = (config.http_addr, config.admin_addr);
+    let mut service = Service::new("svc", "1", config);
+    service.router(axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" })));
+    let shutdown = service.shutdown_token();
+    let running = tokio::spawn(service.run());
+    let client = fresh_connections();
+    wait_for(&client, &format!("http://{admin}/readyz"), 200).await;
+    shutdown.cancel();
+    // Nothing in flight, no delay: run returns by itself, the port is closed.
+    running.await.unwrap().unwrap();
+    assert!(client.get(format!("http://{api}/hello")).send().await.is_err(), "the API stopped");
+}
+
+/// During the delay: not ready, new requests served, admin up; after it: new
+/// connections refused while the in-flight request finishes, admin still up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_delay_serves_new_requests_then_drains_in_flight_ones() {
+    let config = config(3600); // ended by the drain-now token, never by the clock
+    let (api, admin) = (config.http_addr, config.admin_addr);
+    let mut service = Service::new("svc", "1", config);
+    let (entered_tx, mut entered) = tokio::sync::mpsc::channel::<()>(1);
+    let release = Arc::new(tokio::sync::Notify::new());
+    let gate = release.clone();
+    let slow = move || {
+        let (entered_tx, gate) = (entered_tx.clone(), gate.clone());
+        async move {
+            let _ = entered_tx.send(()).await;
+            gate.notified().await;
+            "done"
+        }
+    };
+    service.router(
+        axum::Router::new()
+            .route("/hello", axum::routing::get(|| async { "hi" }))
+            .route("/slow", axum::routing::get(slow)),
+    );
+    let stopped = Arc::new(AtomicBool::new(false));
+    let s = stopped.clone();
+    service.spawn("worker", move |token| async move {
+        token.cancelled().await;
+        s.store(true, Ordering::SeqCst);
+    });
+    let (shutdown, drain_now) = (service.shutdown_token(), service.drain_now_token());
+    let running = tokio::spawn(service.run());
+    let client = fresh_connections();
+    wait_for(&client, &format!("http://{admin}/readyz"), 200).await;
+
+    let in_flight = tokio::spawn(client.get(format!("http://{api}/slow")).send());
+    entered.recv().await.unwrap();
+    shutdown.cancel();
+    wait_for(&client, &format!("http://{admin}/readyz"), 503).await;
+    let response = client.get(format!("http://{api}/hello")).send().await.expect("accepted during the delay");
+    assert_eq!(response.text().await.unwrap(), "hi");
+    assert!(!stopped.load(Ordering::SeqCst), "components keep running during the delay");
+
+    drain_now.cancel();
+    let mut refused = false;
+    for _ in 0..200 {
+        if client.get(format!("http://{api}/hello")).send().await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "new connections are refused after the delay");
+    assert!(!running.is_finished(), "a request is still in flight");
+    assert_eq!(client.get(format!("http://{admin}/livez")).send().await.unwrap().status(), 200, "admin answers");
+
+    release.notify_one();
+    let response = in_flight.await.unwrap().expect("the in-flight request finishes");
+    assert_eq!((response.status().as_u16(), response.text().await.unwrap()), (200, "done".to_owned()));
+    running.await.unwrap().unwrap();
+    assert!(stopped.load(Ordering::SeqCst));
+    assert!(client.get(format!("http://{admin}/livez")).send().await.is_err(), "the admin server stops last");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_now_token_cancelled_before_the_shutdown_skips_the_delay() {
+    let service = Service::new("svc", "1", config(3600));
+    let (shutdown, drain_now) = (service.shutdown_token(), service.drain_now_token());
+    drain_now.cancel();
+    let running = tokio::spawn(service.run());
+    shutdown.cancel();
+    // A guard against a hang, not a timing assertion: the delay is an hour.
+    tokio::time::timeout(Duration::from_secs(60), running).await.expect("no delay").unwrap().unwrap();
+}
+
+/// A client that opens a new connection for every request.
+fn fresh_connections() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap()
+}
+
+/// Polls `url` until it answers `status`.
+async fn wait_for(client: &reqwest::Client, url: &str, status: u16) {
+    for _ in 0..200 {
+        if client.get(url).send().await.is_ok_and(|r| r.status().as_u16() == status) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{url} never answered {status}");
 }

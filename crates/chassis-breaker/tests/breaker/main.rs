@@ -2,6 +2,8 @@
 #![cfg(not(loom))]
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "reqwest")]
+mod body;
 mod concurrency;
 #[cfg(feature = "reqwest")]
 mod http;

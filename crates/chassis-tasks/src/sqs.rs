@@ -512,4 +512,29 @@ mod tests {
         assert_eq!(secs(Duration::from_millis(2000)), 2);
         assert_eq!(secs(Duration::from_millis(2001)), 3);
     }
+
+    #[test]
+    fn differing_attributes_are_named() {
+        let existing: HashMap<QueueAttributeName, String> = [
+            (QueueAttributeName::VisibilityTimeout, "120".to_owned()),
+            (QueueAttributeName::ReceiveMessageWaitTimeSeconds, "2".to_owned()),
+            (QueueAttributeName::RedrivePolicy, r#"{"deadLetterTargetArn":"arn:x","maxReceiveCount":5}"#.to_owned()),
+        ]
+        .into();
+        let same = CreateOptions {
+            visibility_timeout: Some(Duration::from_secs(120)),
+            wait_time: Some(Duration::from_secs(2)),
+            redrive: Some(("url".into(), 5)),
+            fifo: false,
+        };
+        assert!(differences(&same, &existing).is_empty());
+        let other = CreateOptions {
+            visibility_timeout: Some(Duration::from_secs(30)),
+            wait_time: None,
+            redrive: Some(("url".into(), 3)),
+            fifo: true,
+        };
+        let found: Vec<_> = differences(&other, &existing).into_iter().map(|(name, _, _)| name).collect();
+        assert_eq!(found, ["VisibilityTimeout", "FifoQueue", "RedrivePolicy.maxReceiveCount"]);
+    }
 }

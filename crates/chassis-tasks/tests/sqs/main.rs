@@ -7,5 +7,6 @@
 #[allow(dead_code)]
 mod conformance;
 mod crash;
+mod delivery;
 mod moto;
 mod worker;

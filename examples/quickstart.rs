@@ -182,18 +182,27 @@ async fn serve<Q: Queue + Clone>(
         let report = worker.run(shutdown).await;
         tracing::info!(?report, "task worker stopped");
     });
-    let retention = settings.jobs.retention();
+    let (retention, grace) = (settings.jobs.retention(), settings.jobs.stranded_grace());
     let purging = jobs.clone();
     service.spawn("job_purge", move |shutdown| async move {
-        loop {
-            match purging.purge(retention).await {
-                Ok(n) if n > 0 => tracing::info!(purged = n, "old jobs purged"),
+        // Each minute: fail jobs whose sender stopped before sending all their
+        // tasks (a crash mid-POST); each hour: purge old finished jobs.
+        for minute in 0u64.. {
+            match purging.fail_stranded(grace).await {
+                Ok(n) if n > 0 => tracing::warn!(failed = n, "jobs whose tasks were not all sent failed"),
                 Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "purging old jobs failed"),
+                Err(error) => tracing::warn!(%error, "looking for stranded jobs failed"),
+            }
+            if minute % 60 == 0 {
+                match purging.purge(retention).await {
+                    Ok(n) if n > 0 => tracing::info!(purged = n, "old jobs purged"),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "purging old jobs failed"),
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                () = tokio::time::sleep(Duration::from_secs(60)) => {}
             }
         }
     });

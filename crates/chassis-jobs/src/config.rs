@@ -35,6 +35,10 @@ pub struct Config {
     pub table_prefix: String,
     /// Finished jobs are purged after this many days. Default: 30.
     pub retention_days: u64,
+    /// A job still short of sent tasks (its sender stopped half-way) is failed
+    /// by [`Jobs::fail_stranded`](crate::Jobs::fail_stranded) once it has not
+    /// changed for this many seconds. Default: 600.
+    pub stranded_grace_secs: u64,
 }
 
 impl Default for Config {
@@ -46,11 +50,17 @@ impl Default for Config {
             pool_size: 5,
             table_prefix: "chassis_".into(),
             retention_days: 30,
+            stranded_grace_secs: 600,
         }
     }
 }
 
 impl Config {
+    /// The grace period of a stranded job as a duration.
+    pub fn stranded_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.stranded_grace_secs)
+    }
+
     /// The retention as a duration.
     pub fn retention(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.retention_days.saturating_mul(86_400))

@@ -39,10 +39,14 @@ pub struct Config {
     pub backoff: Backoff,
     /// Receives of a task with no registered handler before it is dead-lettered. Default: 50.
     pub unknown_task_receives: u32,
-    /// How long a task with no handler is postponed each time, in seconds. Default: 10.
+    /// How long a task with no handler is postponed each time, in seconds
+    /// (1 to 900, SQS's longest delay: it is sent again with this delay). Default: 10.
     pub unknown_task_delay_secs: u64,
-    /// The dead-letter queue: malformed, unknown and exhausted tasks go there with
-    /// the reason. Without one they are left to the queue's own redrive policy.
+    /// The dead-letter queue, by name (opened in the same account and region,
+    /// or among the embedded queues): malformed, unknown and exhausted tasks
+    /// go there with the reason in the `dead_letter_reason` attribute. Without
+    /// one, such a task's message is deleted once it ends, with an ERROR line
+    /// and `chassis_tasks_discarded_total` (as the Python original did).
     /// Default: none.
     pub dead_letter_queue: Option<String>,
     /// An execution timeout for every task, in seconds. Default: none.
@@ -118,6 +122,15 @@ impl Config {
         self.backoff.validate().map_err(|reason| invalid("backoff", reason))?;
         if self.unknown_task_receives == 0 {
             return Err(invalid("unknown_task_receives", "must be at least 1"));
+        }
+        if !(1..=900).contains(&self.unknown_task_delay_secs) {
+            return Err(invalid(
+                "unknown_task_delay_secs",
+                format!("must be 1 to 900, got {}", self.unknown_task_delay_secs),
+            ));
+        }
+        if self.dead_letter_queue.as_ref().is_some_and(|name| name.trim().is_empty()) {
+            return Err(invalid("dead_letter_queue", "must be a queue name, not empty"));
         }
         if self.task_timeout_secs == Some(0) {
             return Err(invalid("task_timeout_secs", "must be at least 1"));

@@ -40,18 +40,47 @@
 //!   visibility heartbeats for long tasks (up to SQS's 12 h), optional task
 //!   timeouts, retries through the message's visibility with a [`Backoff`]
 //!   (none / linear / exponential / random, capped, jittered), an `on_fail` task
-//!   when failures are exhausted, panics caught, unknown tasks postponed then
-//!   dead-lettered, malformed messages dead-lettered with the reason (with no
-//!   dead-letter queue, left to the queue's redrive policy — never deleted),
-//!   transient queue errors retried with backoff and reported to [`Health`].
+//!   when failures are exhausted, panics caught, tasks due later and unknown
+//!   tasks postponed (without using up an attempt), and one end for every task
+//!   that cannot run — exhausted, unknown after `unknown_task_receives`
+//!   receives, or malformed: the dead-letter queue (`tasks.dead_letter_queue`)
+//!   with the reason, or, with none, deletion with an ERROR line; transient
+//!   queue errors retried with a capped backoff and reported to [`Health`].
 //! - **Graceful shutdown** on a `CancellationToken`: receiving stops, in-flight
 //!   tasks finish within the deadline, everything else is released (visible
 //!   at once), pending deletes are flushed.
 //! - **Observability**: each run is a `task` span with `task`, `exec_id`,
 //!   `attempt`, `job_id`, `job_name`; metrics `chassis_tasks_received_total`,
 //!   `_succeeded_total`, `_failed_total`, `_retried_total`,
-//!   `_dead_lettered_total` (label `task`), `chassis_tasks_in_flight`,
-//!   `chassis_tasks_handler_duration_seconds`.
+//!   `_dead_lettered_total`, `_discarded_total`, `_hook_failures_total` (label
+//!   `task`), `chassis_tasks_in_flight`, `chassis_tasks_handler_duration_seconds`.
+//!
+//! # Delivery guarantees
+//!
+//! - **At least once.** A task whose send returned `Ok` runs until it ends,
+//!   possibly more than once: after a delete that was lost, a crash between
+//!   the handler's end and its (batched) delete, an SQS duplicate, or an
+//!   outage of the worker's [`Hook`]. A handler must tolerate running twice:
+//!   key its effects by `ctx.exec_id`, which is the same on every delivery of
+//!   one execution and across a producer's retries of the same [`Task`].
+//! - **One end per task, its effects at least once, keyed by `exec_id`.** A
+//!   task that ends (succeeds, fails `max_failures` times, gives up, stays
+//!   unknown, or is malformed) is acknowledged only after the hook recorded its
+//!   outcome and, for a failure, its `on_fail` task and dead letter were sent;
+//!   a step that fails keeps the message, and the steps repeat when it comes
+//!   back. So an `on_fail` task is sent at least once, always with the same
+//!   `exec_id` (derived from the task's, RFC 9562 v5), and a dead letter is
+//!   written at least once (copies carry the same attributes, `exec_id`
+//!   included); on FIFO queues both are deduplicated by the queue. Nothing is
+//!   deleted whose end was not recorded. `chassis-jobs`' hook records each
+//!   execution once, so a job counts each task exactly once.
+//! - **Postponing is not an attempt.** A task due later (`when`) or with no
+//!   handler here is sent again with a delay (up to 15 minutes at a time) and
+//!   the received message deleted: its attempt count, and the receives a
+//!   queue's redrive policy counts, start afresh. (FIFO messages are hidden
+//!   instead, to keep their group's order; there a postponement is a receive.)
+//! - **Batches fit.** [`Producer::send_all`] splits by count (10) and by payload
+//!   ([`batch_payload_limit`]); the embedded queue refuses what SQS refuses.
 //!
 //! # Features
 //!

@@ -251,19 +251,21 @@ impl<W> JsonLayer<W> {
         }
 
         if self.gcp {
-            callsite_part(callsites, meta, normalized.is_none(), buf, |part| {
-                if let (Some(file), Some(line)) = (meta.file(), meta.line()) {
-                    part.push_str(",\"");
-                    part.push_str(GCP_PREFIX);
-                    part.push_str("sourceLocation\":{\"file\":");
-                    encode::string(part, file);
-                    part.push_str(",\"line\":\"");
-                    encode::digits(part, u64::from(line), 1);
-                    part.push_str("\",\"function\":");
-                    encode::string(part, meta.module_path().unwrap_or_else(|| meta.target()));
-                    part.push('}');
-                }
-            });
+            let from_hook = meta.target() == crate::panic::TARGET && meta.module_path() == Some(crate::panic::MODULE);
+            // The hook's line points at the panic, so Error Reporting groups
+            // panics by where they happened, not by where they were logged.
+            let at_panic = from_hook
+                && crate::panic::with_site(|site| {
+                    site.map(|site| source_location(buf, &site.file, site.line, site.function.as_deref())).is_some()
+                });
+            if !at_panic {
+                callsite_part(callsites, meta, normalized.is_none(), buf, |part| {
+                    if let (Some(file), Some(line)) = (meta.file(), meta.line()) {
+                        let function = meta.module_path().unwrap_or_else(|| meta.target());
+                        source_location(part, file, line, Some(function));
+                    }
+                });
+            }
             buf.push_str(&self.gcp_labels_head);
             if let Some(span) = span {
                 if budget.cap.is_none() || span.gcp_labels.len() <= 1024 {
@@ -331,6 +333,22 @@ impl<W> JsonLayer<W> {
         }
         buf.push_str("\",\"message\":\"log line over max_line_bytes even when cut; dropped\",\"truncated\":true}\n");
     }
+}
+
+/// `gcp`: `,"logging.googleapis.com/sourceLocation":{"file":…,"line":"…","function":…}`.
+fn source_location(buf: &mut String, file: &str, line: u32, function: Option<&str>) {
+    buf.push_str(",\"");
+    buf.push_str(GCP_PREFIX);
+    buf.push_str("sourceLocation\":{\"file\":");
+    encode::string(buf, file);
+    buf.push_str(",\"line\":\"");
+    encode::digits(buf, u64::from(line), 1);
+    buf.push('"');
+    if let Some(function) = function {
+        buf.push_str(",\"function\":");
+        encode::string(buf, function);
+    }
+    buf.push('}');
 }
 
 fn severity(level: Level) -> &'static str {

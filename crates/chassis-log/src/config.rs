@@ -38,8 +38,9 @@ pub struct Config {
     /// The Google Cloud project id; with it, `gcp` lines in a trace context carry
     /// `logging.googleapis.com/trace`. Default: none.
     pub gcp_project: Option<String>,
-    /// Longest line in bytes; longer lines have their values cut and carry
-    /// `"truncated":true`; at least 4096. Default: 262144 (256 KiB, Cloud Logging's limit).
+    /// Longest line in bytes, at least 4096; a longer line has its longest
+    /// string values cut to one length, so that it fills this limit, and carries
+    /// `"truncated":true`. Default: 262144 (256 KiB, Cloud Logging's limit).
     #[serde(deserialize_with = "bounds::at_least::<_, usize, 4096>")]
     pub max_line_bytes: usize,
     /// Log panics as one ERROR line before the default panic hook runs. Default: `true`.

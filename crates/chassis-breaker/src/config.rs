@@ -4,17 +4,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+mod bounds;
+
 /// Breaker configuration: the `breaker` section of a chassis configuration.
 ///
-/// Every field has a default; [`Config::validate`] (called when a breaker is
-/// built) rejects values that make no sense, with the field named.
+/// Every field has a default. Deserializing rejects a value out of its field's
+/// range, at its key (so chassis-config reports it with the others);
+/// [`Config::validate`] (called when a breaker is built) checks them again, and
+/// the fields that depend on each other, with the field named.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
     /// Consecutive failures that open a closed breaker (the default policy,
-    /// like the Python original's). Ignored when [`failure_rate`](Self::failure_rate)
-    /// is set. Default: 5.
+    /// like the Python original's), at least 1. Ignored when
+    /// [`failure_rate`](Self::failure_rate) is set. Default: 5.
+    #[serde(deserialize_with = "bounds::at_least::<_, u32, 1>")]
     pub failure_threshold: u32,
     /// Open on a failure rate over the last calls instead of consecutive
     /// failures. Default: none.
@@ -23,20 +28,24 @@ pub struct Config {
     /// against a slow-call rate (failure-rate policy). Default: none.
     pub slow_call: Option<SlowCall>,
     /// How long an open breaker rejects calls before letting trial calls
-    /// through, in milliseconds. Default: 10 000 (the original's 10 s).
+    /// through, in milliseconds, 1 to 2⁴⁰ − 1. Default: 10 000 (the original's 10 s).
+    #[serde(deserialize_with = "bounds::uint::<_, u64, 1, MAX_MS>")]
     pub open_timeout_ms: u64,
     /// Lengthen the open timeout each time a trial fails and the breaker
     /// re-opens. Default: none (fixed timeout).
     pub backoff: Option<Backoff>,
-    /// Trial calls admitted when half-open; all must succeed to close.
+    /// Trial calls admitted when half-open, 1 to 65 535; all must succeed to close.
     /// Default: 1.
+    #[serde(deserialize_with = "bounds::uint::<_, u32, 1, 65_535>")]
     pub half_open_max_calls: u32,
     /// A trial call that has not reported back after this many milliseconds
     /// (a leaked permit) gives up its slot: a new round of trials starts.
-    /// Default: 30 000.
+    /// 1 to 2⁴⁰ − 1. Default: 30 000.
+    #[serde(deserialize_with = "bounds::uint::<_, u64, 1, MAX_MS>")]
     pub probe_timeout_ms: u64,
     /// The timeout the HTTP client constructors give each request, in
-    /// milliseconds (the original injected 5 s). Default: 5 000.
+    /// milliseconds, at least 1 (the original injected 5 s). Default: 5 000.
+    #[serde(deserialize_with = "bounds::at_least::<_, u64, 1>")]
     pub request_timeout_ms: u64,
 }
 
@@ -63,10 +72,13 @@ impl Default for Config {
 #[non_exhaustive]
 pub struct FailureRate {
     /// Failure rate, 0 < threshold ≤ 1. Default: 0.5.
+    #[serde(deserialize_with = "bounds::rate")]
     pub threshold: f64,
     /// Calls in the count-based window, 1 to 10 000. Default: 100.
+    #[serde(deserialize_with = "bounds::uint::<_, u32, 1, 10_000>")]
     pub window: u32,
     /// Calls needed in the window before the rate counts, 1 to `window`. Default: 20.
+    #[serde(deserialize_with = "bounds::at_least::<_, u32, 1>")]
     pub min_calls: u32,
 }
 
@@ -81,10 +93,12 @@ impl Default for FailureRate {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SlowCall {
-    /// Duration from which a call is slow, in milliseconds. Default: 2 000.
+    /// Duration from which a call is slow, in milliseconds, at least 1. Default: 2 000.
+    #[serde(deserialize_with = "bounds::at_least::<_, u64, 1>")]
     pub threshold_ms: u64,
     /// With the failure-rate policy: the slow-call rate that opens, 0 < rate ≤ 1.
     /// (With the consecutive policy, a slow call counts as a failure.) Default: 0.8.
+    #[serde(deserialize_with = "bounds::rate")]
     pub rate: f64,
 }
 
@@ -100,10 +114,13 @@ impl Default for SlowCall {
 #[non_exhaustive]
 pub struct Backoff {
     /// Growth per re-open, ≥ 1. Default: 2.
+    #[serde(deserialize_with = "bounds::factor")]
     pub multiplier: f64,
-    /// The longest open timeout, in milliseconds, ≥ `open_timeout_ms`. Default: 300 000.
+    /// The longest open timeout, in milliseconds, `open_timeout_ms` to 2⁴⁰ − 1. Default: 300 000.
+    #[serde(deserialize_with = "bounds::uint::<_, u64, 1, MAX_MS>")]
     pub max_ms: u64,
     /// Random spread, 0 to 1: the timeout varies by up to this fraction either way. Default: 0.1.
+    #[serde(deserialize_with = "bounds::fraction")]
     pub jitter: f64,
 }
 

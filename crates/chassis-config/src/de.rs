@@ -272,6 +272,30 @@ impl<'a, 's> ValueDe<'a, 's> {
         self.fail(Kind::InvalidType { found: self.found(), expected: expected.into() })
     }
 
+    /// The typed node a config file would hold for this text, when the text
+    /// reads as one without loss: `true`/`false`, an integer or a number written
+    /// as Rust prints it (`20`, `0.5`, not `007` or `1.10`), a JSON array or
+    /// object. `None` keeps it text.
+    fn typed(&self, text: &str) -> Option<Node> {
+        let source = self.node.source()?;
+        match text {
+            "true" => return Some(Node::Bool(true, source)),
+            "false" => return Some(Node::Bool(false, source)),
+            _ => {}
+        }
+        if let Ok(n) = text.parse::<i128>() {
+            return (n.to_string() == text).then_some(Node::Int(n, source));
+        }
+        if let Ok(x) = text.parse::<f64>() {
+            return (x.is_finite() && x.to_string() == text).then_some(Node::Float(x, source));
+        }
+        let trimmed = text.trim();
+        if trimmed.starts_with('[') || trimmed.starts_with('{') {
+            return serde_json::from_str(trimmed).ok().map(|v| Node::from_json(v, source));
+        }
+        None
+    }
+
     /// Text parsed as JSON (`[..]` for lists, `{..}` for tables) into a node.
     fn parse_json(&self, text: &str, expected: &str) -> Result<Node> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
@@ -323,7 +347,7 @@ fn parse_bool(text: &str) -> Option<bool> {
 }
 
 /// `pool_size`, `poolSize`, `pool-size` and `POOL_SIZE` name the same field.
-fn loose_eq(field: &str, key: &str) -> bool {
+pub(crate) fn loose_eq(field: &str, key: &str) -> bool {
     let norm = |c: char| if c == '-' { '_' } else { c.to_ascii_lowercase() };
     let strip = |s: &str| s.chars().filter(|c| *c != '_' && *c != '-').map(norm).collect::<String>();
     field.chars().map(norm).eq(key.chars().map(norm)) || strip(field) == strip(key)
@@ -358,6 +382,14 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_, '_> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        // A self-describing read (serde buffering for `flatten`, untagged and
+        // internally tagged enums; `serde_json::Value`) gets the value a config
+        // file would hold for the same text.
+        if let Some(text) = self.text() {
+            if let Some(typed) = self.typed(text) {
+                return self.over(&typed).deserialize_any(visitor);
+            }
+        }
         let result = match self.node {
             Node::Str(s, _) => visitor.visit_str(s),
             Node::Bool(b, _) => visitor.visit_bool(*b),
@@ -408,18 +440,23 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_, '_> {
     }
 
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        if let Node::Placeholder(_) = self.node {
-            return visitor.visit_char('x').map_err(|e| self.attach(e));
+        match self.node {
+            Node::Placeholder(_) => visitor.visit_char('x').map_err(|e| self.attach(e)),
+            Node::Str(s, _) => visitor.visit_str(s).map_err(|e| self.attach(e)),
+            _ => self.deserialize_any(visitor),
         }
-        self.deserialize_any(visitor)
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        if let Node::Placeholder(n) = self.node {
-            let stand_in = STRING_STAND_INS[usize::from(*n).min(STRING_STAND_INS.len() - 1)];
-            return visitor.visit_str(stand_in).map_err(|e| self.attach(e));
+        match self.node {
+            Node::Placeholder(n) => {
+                let stand_in = STRING_STAND_INS[usize::from(*n).min(STRING_STAND_INS.len() - 1)];
+                visitor.visit_str(stand_in).map_err(|e| self.attach(e))
+            }
+            // Text stays text for a string, whatever it looks like (`"1.10"`).
+            Node::Str(s, _) => visitor.visit_str(s).map_err(|e| self.attach(e)),
+            _ => self.deserialize_any(visitor),
         }
-        self.deserialize_any(visitor)
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
@@ -634,7 +671,8 @@ impl<'p, 'a, 's> MapDe<'p, 'a, 's> {
             } else if let Some(field) = fields.iter().find(|f| loose_eq(f, key)) {
                 Entry { key: (*field).to_owned(), node, read_file: false }
             } else if let Some(field) = secret_file_field(parent.ctx.sources, key, node, fields) {
-                Entry { key: field.to_owned(), node, read_file: true }
+                // A stand-in for a bad secret file's value is the value itself.
+                Entry { key: field.to_owned(), node, read_file: !matches!(node, Node::Placeholder(_)) }
             } else {
                 let mut path = parent.path.clone();
                 path.push(Seg::Key(key.clone()));
@@ -665,9 +703,11 @@ impl<'p, 'a, 's> MapDe<'p, 'a, 's> {
 /// when the struct has no field `password_file` of its own.
 fn secret_file_field(sources: &Sources, key: &str, node: &Node, fields: &[&'static str]) -> Option<&'static str> {
     let base = key.strip_suffix("_file")?;
-    let Node::Str(_, src) = node else { return None };
-    if !matches!(sources.get(*src), Source::SecretFile { .. }) {
-        return None;
+    match node {
+        Node::Str(_, src) if matches!(sources.get(*src), Source::SecretFile { .. }) => {}
+        // Where the loader stood in for a secret file's bad value.
+        Node::Placeholder(_) => {}
+        _ => return None,
     }
     fields.iter().find(|f| loose_eq(f, base)).copied()
 }

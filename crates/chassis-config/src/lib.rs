@@ -48,6 +48,11 @@
 //!   `true/false`, `yes/no`, `on/off`, `1/0`; lists read `a,b,c` or a JSON array
 //!   `["a","b"]`; tables read a JSON object; an empty value is `None` for an
 //!   `Option`; enum variants match ignoring case.
+//! - Where serde reads a value without naming a type (`#[serde(flatten)]`,
+//!   untagged and internally tagged enums, `serde_json::Value`), text reads as
+//!   what a config file would hold: `true`/`false`, a number written as Rust
+//!   prints it (`20`, `0.5`; `007` and `1.10` stay text), a JSON array or
+//!   object; anything else is text.
 //! - `<NAME>_FILE` reads the value of `<name>` from a file (a mounted
 //!   Kubernetes or Docker secret), one trailing newline removed — unless the
 //!   target has a field `<name>_file` of its own.

@@ -9,7 +9,7 @@ use std::sync::{Mutex, PoisonError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::de::{Ctx, DeError, Kind, ValueDe};
+use crate::de::{Ctx, DeError, Kind, ValueDe, loose_eq};
 use crate::effective::{self, Effective};
 use crate::env;
 use crate::error::{Error, Problem, ProblemKind, Result, Warning};
@@ -447,6 +447,8 @@ impl Config {
         let mut tree = self.merged.get(base).cloned().unwrap_or_else(Node::table);
         let mut problems = Vec::new();
         let mut previous: Option<Vec<Seg>> = None;
+        // Keys left out because no stand-in passed the target type's checks.
+        let mut removed: Vec<Vec<Seg>> = Vec::new();
         let mut value = None;
         let mut record = None;
         for _ in 0..MAX_PASSES {
@@ -461,17 +463,29 @@ impl Config {
                 Err(error) => error,
             };
             let key = error.key_path();
-            let rel = key.get(base.len()..).unwrap_or_default();
+            let rel = resolve(&tree, key.get(base.len()..).unwrap_or_default());
+            let rel = rel.as_slice();
             match tree.get_mut(rel) {
                 Some(Node::Placeholder(n)) if usize::from(*n) + 1 < crate::de::STRING_STAND_INS.len() => {
                     *n += 1;
                     continue;
                 }
                 Some(Node::Placeholder(_)) => {
+                    // No stand-in passes the type's own checks (`1..=10000`, a
+                    // filter syntax): leave the key out, so its default stands in.
+                    if !removed.iter().any(|r| r == rel) && remove(&mut tree, rel) {
+                        removed.push(rel.to_vec());
+                        continue;
+                    }
                     problems.push(self.hidden(&key));
                     break;
                 }
                 _ => {}
+            }
+            if matches!(error.kind, Kind::Missing(_)) && removed.iter().any(|r| r == rel) {
+                // A key left out above has no default: nothing more can stand in.
+                problems.push(self.hidden(&key));
+                break;
             }
             if let Kind::Missing(_) = error.kind {
                 // A missing table stood in for by a placeholder is reported through
@@ -590,6 +604,40 @@ fn finish<T>(value: Option<T>, problems: Vec<Problem>, warnings: Vec<Warning>) -
     match value {
         Some(value) if problems.is_empty() => Ok(value),
         _ => Err(Error::new(problems, warnings)),
+    }
+}
+
+/// The path as the tree spells it. A key path from the target type names its
+/// fields (`poolSize`, `password`); the tree holds keys as the sources wrote
+/// them (`poolsize` from `APP_POOLSIZE`, `password_file` from
+/// `APP_PASSWORD_FILE`), which the deserializer matched loosely.
+fn resolve(tree: &Node, rel: &[Seg]) -> Vec<Seg> {
+    let mut out = Vec::with_capacity(rel.len());
+    let mut here = Some(tree);
+    for seg in rel {
+        let raw = match (here, seg) {
+            (Some(Node::Table(table)), Seg::Key(field)) if !table.contains_key(field) => {
+                let file = format!("{field}_file");
+                table
+                    .keys()
+                    .find(|raw| loose_eq(field, raw))
+                    .or_else(|| table.keys().find(|raw| loose_eq(&file, raw)))
+                    .map_or_else(|| seg.clone(), |raw| Seg::Key(raw.clone()))
+            }
+            _ => seg.clone(),
+        };
+        here = here.and_then(|node| node.get(std::slice::from_ref(&raw)));
+        out.push(raw);
+    }
+    out
+}
+
+/// Removes the key at `rel` from its table; `false` when it is not in one.
+fn remove(tree: &mut Node, rel: &[Seg]) -> bool {
+    let Some((Seg::Key(last), parent)) = rel.split_last() else { return false };
+    match tree.get_mut(parent) {
+        Some(Node::Table(table)) => table.remove(last).is_some(),
+        _ => false,
     }
 }
 

@@ -4,9 +4,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod bounds;
+
 /// Logging configuration: the `log` section of a chassis configuration.
 ///
-/// Every field has a default, so an empty section is valid.
+/// Every field has a default, so an empty section is valid. Deserializing
+/// rejects malformed filter directives and a line limit under 4096, at their
+/// keys, so chassis-config reports them with every other problem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -18,6 +22,7 @@ pub struct Config {
     /// Output format. Default: `pretty`.
     pub format: Format,
     /// Filter directives in `RUST_LOG` syntax (`info,my_crate=debug`). Default: `"info"`.
+    #[serde(deserialize_with = "bounds::filter")]
     pub filter: String,
     /// Whether a set `RUST_LOG` overrides [`filter`](Self::filter). Default: `true`.
     pub use_rust_log: bool,
@@ -33,8 +38,10 @@ pub struct Config {
     /// The Google Cloud project id; with it, `gcp` lines in a trace context carry
     /// `logging.googleapis.com/trace`. Default: none.
     pub gcp_project: Option<String>,
-    /// Longest line in bytes; longer lines have their values cut and carry
+    /// Longest line in bytes, at least 4096; a longer line has its longest
+    /// string values cut to one length, so that it fills this limit, and carries
     /// `"truncated":true`. Default: 262144 (256 KiB, Cloud Logging's limit).
+    #[serde(deserialize_with = "bounds::at_least::<_, usize, 4096>")]
     pub max_line_bytes: usize,
     /// Log panics as one ERROR line before the default panic hook runs. Default: `true`.
     pub panic_hook: bool,

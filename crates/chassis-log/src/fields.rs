@@ -152,6 +152,30 @@ pub(crate) struct Budget {
     pub(crate) limit: usize,
 }
 
+impl Budget {
+    /// Every value whole.
+    pub(crate) const WHOLE: Self = Self { cap: None, limit: usize::MAX };
+}
+
+/// The longest string value that lets a line of `total` bytes fit in `budget`
+/// bytes, given the lengths of its string values (`lens`, sorted here): short
+/// values stay whole and the long ones share what is left equally, so the line
+/// is filled before anything is cut. `None` when the line does not fit even
+/// with every string value empty.
+pub(crate) fn water_level(lens: &mut [usize], total: usize, budget: usize) -> Option<usize> {
+    let values: usize = lens.iter().sum();
+    let mut left = budget.checked_sub(total.checked_sub(values)?)?;
+    lens.sort_unstable();
+    for (i, &len) in lens.iter().enumerate() {
+        let sharing = lens.len() - i;
+        if len.saturating_mul(sharing) > left {
+            return Some(left / sharing);
+        }
+        left -= len;
+    }
+    lens.last().copied().or(Some(0))
+}
+
 /// Writes `,"name":value`, capping the value and leaving the field out when it
 /// would pass the budget's limit. Returns whether the value was written whole.
 pub(crate) fn write_field(buf: &mut String, name: &str, reserved: &Reserved<'_>, value: &str, budget: Budget) -> bool {
@@ -206,6 +230,9 @@ pub(crate) struct EventVisitor<'a> {
     pub(crate) skip_log_fields: bool,
     /// The source chain of the first error recorded, for `stack_trace`.
     pub(crate) error_chain: Option<&'a mut String>,
+    /// When values are written whole: the length of each string value's body,
+    /// to share out the line's budget if the line is too long.
+    pub(crate) lens: Option<&'a mut Vec<usize>>,
 }
 
 impl EventVisitor<'_> {
@@ -224,6 +251,11 @@ impl EventVisitor<'_> {
         }
         let value_start = self.buf.len();
         write(self.buf);
+        if let Some(lens) = self.lens.as_deref_mut() {
+            if self.buf[value_start..].starts_with('"') {
+                lens.push(self.buf.len() - value_start - 2);
+            }
+        }
         if let Some(cap) = self.budget.cap {
             let (capped, cut) = encode::cap_literal(&self.buf[value_start..], cap);
             if cut {
@@ -294,6 +326,17 @@ impl Visit for EventVisitor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_water_level_cuts_only_the_longest_values() {
+        // 100 bytes of fixed text around values of 10, 500 and 1000 bytes.
+        let total = 100 + 10 + 500 + 1000;
+        assert_eq!(water_level(&mut [1000, 10, 500], total, 700), Some(295));
+        assert_eq!(water_level(&mut [1000, 10, 500], total, 1200), Some(590));
+        assert_eq!(water_level(&mut [1000, 10, 500], total, 100), Some(0));
+        assert_eq!(water_level(&mut [1000, 10, 500], total, 99), None);
+        assert_eq!(water_level(&mut [], 50, 40), None);
+    }
 
     #[test]
     fn traceparent_parsing_follows_the_spec() {

@@ -20,7 +20,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::config::{Config, Format};
 use crate::encode;
 use crate::error::{Error, Result};
-use crate::fields::{Budget, EventVisitor, Field, SpanVisitor, Trace, write_field, write_key};
+use crate::fields::{Budget, EventVisitor, Field, SpanVisitor, Trace, water_level, write_field, write_key};
 use crate::time;
 
 /// Cloud Logging accepts at most 64 labels; three are ours.
@@ -196,10 +196,12 @@ impl<W> JsonLayer<W> {
 
     /// Renders one line into `scratch.buf`.
     fn render(&self, event: &Event<'_>, span: Option<&SpanContext>, scratch: &mut Scratch, budget: Budget) {
-        let Scratch { buf, names, chain, callsites } = scratch;
+        let Scratch { buf, names, chain, callsites, lens } = scratch;
         buf.clear();
         names.clear();
         chain.clear();
+        lens.clear();
+        let whole = budget.cap.is_none();
         // Records of the `log` crate arrive under target `log`; their real
         // target, file and line are in `log.*` fields.
         let normalized = event.normalized_metadata();
@@ -232,6 +234,7 @@ impl<W> JsonLayer<W> {
             message: false,
             skip_log_fields: normalized.is_some(),
             error_chain: self.gcp.then_some(&mut *chain),
+            lens: whole.then_some(&mut *lens),
         };
         event.record(&mut visitor);
         let (mut truncated, message) = (visitor.truncated, visitor.message);
@@ -241,8 +244,9 @@ impl<W> JsonLayer<W> {
 
         if let Some(span) = span {
             let shadowed = span.fields.iter().any(|f| names.contains(&f.name));
-            if budget.cap.is_none() && !shadowed {
+            if whole && !shadowed {
                 buf.push_str(&span.fragment);
+                lens.extend(span.fields.iter().filter(|f| f.value.starts_with('"')).map(|f| f.value.len() - 2));
             } else {
                 for field in span.fields.iter().filter(|f| !names.contains(&f.name)) {
                     truncated |= !write_field(buf, field.name, &reserved, &field.value, budget);
@@ -251,19 +255,21 @@ impl<W> JsonLayer<W> {
         }
 
         if self.gcp {
-            callsite_part(callsites, meta, normalized.is_none(), buf, |part| {
-                if let (Some(file), Some(line)) = (meta.file(), meta.line()) {
-                    part.push_str(",\"");
-                    part.push_str(GCP_PREFIX);
-                    part.push_str("sourceLocation\":{\"file\":");
-                    encode::string(part, file);
-                    part.push_str(",\"line\":\"");
-                    encode::digits(part, u64::from(line), 1);
-                    part.push_str("\",\"function\":");
-                    encode::string(part, meta.module_path().unwrap_or_else(|| meta.target()));
-                    part.push('}');
-                }
-            });
+            let from_hook = meta.target() == crate::panic::TARGET && meta.module_path() == Some(crate::panic::MODULE);
+            // The hook's line points at the panic, so Error Reporting groups
+            // panics by where they happened, not by where they were logged.
+            let at_panic = from_hook
+                && crate::panic::with_site(|site| {
+                    site.map(|site| source_location(buf, &site.file, site.line, site.function.as_deref())).is_some()
+                });
+            if !at_panic {
+                callsite_part(callsites, meta, normalized.is_none(), buf, |part| {
+                    if let (Some(file), Some(line)) = (meta.file(), meta.line()) {
+                        let function = meta.module_path().unwrap_or_else(|| meta.target());
+                        source_location(part, file, line, Some(function));
+                    }
+                });
+            }
             buf.push_str(&self.gcp_labels_head);
             if let Some(span) = span {
                 if budget.cap.is_none() || span.gcp_labels.len() <= 1024 {
@@ -283,6 +289,9 @@ impl<W> JsonLayer<W> {
             if !chain.is_empty() {
                 let mut literal = String::with_capacity(chain.len() + 2);
                 encode::string(&mut literal, chain);
+                if whole {
+                    lens.push(literal.len() - 2);
+                }
                 let tail = Budget { cap: budget.cap.map(|c| c.min(1024)), limit: usize::MAX };
                 truncated |= !write_field(buf, "stack_trace", &Reserved(&[]), &literal, tail);
             }
@@ -290,7 +299,7 @@ impl<W> JsonLayer<W> {
             buf.push_str(&self.json_tail);
         }
         if truncated {
-            buf.push_str(",\"truncated\":true");
+            buf.push_str(TRUNCATED_MARK);
         }
         buf.push_str("}\n");
     }
@@ -299,8 +308,18 @@ impl<W> JsonLayer<W> {
     where
         W: for<'w> MakeWriter<'w>,
     {
-        self.render(event, span, scratch, Budget { cap: None, limit: usize::MAX });
+        self.render(event, span, scratch, Budget::WHOLE);
         if scratch.buf.len() > self.max_line {
+            // Fill the line: cut the longest string values to one length, the
+            // most that fits with the `"truncated":true` mark. The same event
+            // is always cut the same way.
+            let budget = self.max_line - TRUNCATED_MARK.len();
+            if let Some(cap) = water_level(&mut scratch.lens, scratch.buf.len(), budget) {
+                self.render(event, span, scratch, Budget { cap: Some(cap), limit: usize::MAX });
+            }
+        }
+        if scratch.buf.len() > self.max_line {
+            // Still too long (many or long keys): a small cap, dropping fields.
             let reserve = self.json_tail.len() + self.gcp_static_labels.len() + 4096;
             let budget = Budget { cap: Some(self.max_line / 16), limit: self.max_line.saturating_sub(reserve) };
             self.render(event, span, scratch, budget);
@@ -332,6 +351,25 @@ impl<W> JsonLayer<W> {
         buf.push_str("\",\"message\":\"log line over max_line_bytes even when cut; dropped\",\"truncated\":true}\n");
     }
 }
+
+/// `gcp`: `,"logging.googleapis.com/sourceLocation":{"file":…,"line":"…","function":…}`.
+fn source_location(buf: &mut String, file: &str, line: u32, function: Option<&str>) {
+    buf.push_str(",\"");
+    buf.push_str(GCP_PREFIX);
+    buf.push_str("sourceLocation\":{\"file\":");
+    encode::string(buf, file);
+    buf.push_str(",\"line\":\"");
+    encode::digits(buf, u64::from(line), 1);
+    buf.push('"');
+    if let Some(function) = function {
+        buf.push_str(",\"function\":");
+        encode::string(buf, function);
+    }
+    buf.push('}');
+}
+
+/// What marks a line whose values were cut.
+const TRUNCATED_MARK: &str = ",\"truncated\":true";
 
 fn severity(level: Level) -> &'static str {
     match level {
@@ -380,6 +418,8 @@ struct Scratch {
     /// The per-callsite part of a line (`target`, or `sourceLocation`), rendered
     /// once: a small direct-mapped cache keyed by the metadata's address.
     callsites: Vec<(usize, String)>,
+    /// The lengths of a line's string values, to cut it to size (see [`water_level`]).
+    lens: Vec<usize>,
 }
 
 const CALLSITE_SLOTS: usize = 64;

@@ -19,10 +19,14 @@
 //!   `traceparent` (or `trace_id`/`span_id`/`trace_sampled`) is recorded on a
 //!   span and `gcp_project` is set, `serviceContext` on ERROR lines, and an error
 //!   field's source chain in `stack_trace`.
-//! - Lines are always valid JSON; lines over `max_line_bytes` (256 KiB) are cut
-//!   down and marked `"truncated":true`.
+//! - Lines are always valid JSON; a line over `max_line_bytes` (256 KiB) is
+//!   filled to the limit and no further: its longest string values are cut to
+//!   one common length (short ones stay whole), always the same way for the
+//!   same event, and the line is marked `"truncated":true`.
 //! - Records of the `log` crate are captured, and a panic writes one ERROR line
-//!   before the default hook runs.
+//!   before the default hook runs; in `gcp` its `sourceLocation` is the panic's
+//!   file, line and function (from a backtrace, when debug info has it), so
+//!   Error Reporting groups panics by where they happened.
 //!
 //! Span fields are rendered once, when the span is created or recorded (a
 //! field recorded later on a span reaches the spans opened inside it after that,

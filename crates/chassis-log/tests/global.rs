@@ -92,6 +92,35 @@ fn a_panic_writes_one_error_line_before_the_default_hook() {
     assert!(json_at < default_at, "our line comes first:\n{stderr}");
 }
 
+/// The line of the `panic!` in [`explode`].
+const PANIC_LINE: u32 = line!() + 4;
+
+#[inline(never)]
+fn explode(n: u32) {
+    panic!("boom {n}");
+}
+
+#[test]
+fn a_panics_gcp_line_points_at_the_panic_site_not_the_hook() {
+    if scenario().is_some() {
+        let mut config = json_config().format(Format::Gcp);
+        config.output = chassis_log::Output::Stderr;
+        let _guard = chassis_log::init(&config).unwrap();
+        let _ = std::thread::spawn(|| explode(7)).join();
+        return;
+    }
+    let out = run_child("a_panics_gcp_line_points_at_the_panic_site_not_the_hook", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines = json_lines(&out.stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let location = &lines[0]["logging.googleapis.com/sourceLocation"];
+    assert_eq!(location["file"], file!(), "relative, as for events: {stderr}");
+    assert_eq!(location["line"], PANIC_LINE.to_string(), "{stderr}");
+    let function = location["function"].as_str().unwrap_or_default();
+    assert!(function.ends_with("explode"), "{function:?}: {stderr}");
+    assert_eq!(lines[0]["severity"], "ERROR");
+}
+
 #[test]
 fn rust_log_overrides_the_configured_filter() {
     if scenario().is_some() {

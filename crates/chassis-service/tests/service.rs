@@ -241,3 +241,90 @@ async fn wait_for(client: &reqwest::Client, url: &str, status: u16) {
     }
     panic!("{url} never answered {status}");
 }
+
+/// A service's configuration with every chassis section, as the quickstart has.
+#[cfg(feature = "boot")]
+#[derive(Debug, serde::Deserialize)]
+#[allow(dead_code)]
+struct Settings {
+    #[serde(default)]
+    service: Config,
+    #[serde(default)]
+    log: chassis_log::Config,
+    #[serde(default)]
+    tasks: chassis_tasks::Config,
+    #[serde(default)]
+    breaker: chassis_breaker::Config,
+}
+
+/// Four values of the right type that the crates reject (one from a file) and
+/// two of the wrong type.
+#[cfg(feature = "boot")]
+fn six_problems(dir: &std::path::Path) -> chassis_config::Loader {
+    std::fs::write(dir.join("default.toml"), "[breaker]\nopen_timeout_ms = 0\n").unwrap();
+    chassis_config::Loader::new("APP").dir(dir).env([
+        ("APP_TASKS__TASK_POOL", "work"),
+        ("APP_TASKS__CONCURRENCY", "0"),
+        ("APP_BREAKER__FAILURE_THRESHOLD", "0"),
+        ("APP_LOG__FILTER", "info,app=notalevel"),
+        ("APP_SERVICE__HTTP_ADDR", "localhost"),
+        ("APP_TASKS__MAX_FAILURES", "many"),
+    ])
+}
+
+#[cfg(feature = "boot")]
+#[test]
+fn every_configuration_problem_is_in_the_one_report() {
+    use chassis_config::ProblemKind;
+    let dir = tempfile::tempdir().unwrap();
+    let err = six_problems(dir.path()).extract::<Settings>().unwrap_err();
+    let keys: Vec<_> = err.problems().iter().map(|p| p.key().unwrap_or("?")).collect();
+    assert_eq!(
+        keys,
+        [
+            "breaker.failure_threshold",
+            "breaker.open_timeout_ms",
+            "log.filter",
+            "service.http_addr",
+            "tasks.concurrency",
+            "tasks.max_failures"
+        ],
+        "{err}"
+    );
+    for p in err.problems() {
+        let key = p.key().unwrap_or("?");
+        let var = format!("APP_{}", key.to_ascii_uppercase().replace('.', "__"));
+        assert_eq!(p.env_var(), Some(var.as_str()), "{err}");
+        assert!(p.source().is_some(), "{key} has no source: {err}");
+        // What was expected: a range, a type, or the parser's own words
+        // (`invalid socket address syntax`).
+        assert!(
+            matches!(
+                p.kind(),
+                ProblemKind::InvalidValue { .. } | ProblemKind::WrongType { .. } | ProblemKind::Other { .. }
+            ),
+            "{err}"
+        );
+    }
+    let text = err.to_string();
+    assert!(text.contains("default.toml") && text.contains("from env APP_TASKS__CONCURRENCY"), "{text}");
+}
+
+#[cfg(feature = "boot")]
+#[test]
+fn boot_reports_every_configuration_problem_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    #[allow(clippy::disallowed_methods)]
+    if std::env::var_os("CHASSIS_BOOT_CHILD").is_some() {
+        let _ = chassis_service::boot::<Settings>("svc", "1.0.0", six_problems(dir.path()));
+        unreachable!("boot returned on a bad configuration");
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "boot_reports_every_configuration_problem_and_exits_78", "--nocapture", "--test-threads=1"])
+        .env("CHASSIS_BOOT_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(chassis_config::EX_CONFIG), "{stderr}");
+    assert!(stderr.contains("configuration is invalid: 6 problems"), "{stderr}");
+}

@@ -7,7 +7,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::retry::Backoff;
 
+mod bounds;
+
 /// Task configuration: the `tasks` section of a chassis configuration.
+///
+/// Deserializing rejects a value out of its field's range, at its key (so
+/// chassis-config reports it with the others); [`validate`](Self::validate)
+/// checks the rest — the fields that depend on each other — when a worker is built.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -23,24 +29,31 @@ pub struct Config {
     pub region: Option<String>,
     /// Create the queue when missing (SQS). Default: false.
     pub create_queue: bool,
-    /// Tasks run at once by one worker. Default: 32.
+    /// Tasks run at once by one worker, 1 to 10 000. Default: 32.
+    #[serde(deserialize_with = "bounds::uint::<_, usize, 1, 10_000>")]
     pub concurrency: usize,
     /// Receives in flight at once, each for up to 10 messages as slots free up.
-    /// Default: concurrency ÷ 10, rounded up.
+    /// At least 1 (and at most `concurrency`). Default: concurrency ÷ 10, rounded up.
+    #[serde(deserialize_with = "bounds::some_at_least::<_, usize, 1>")]
     pub pollers: Option<usize>,
     /// How long a received task stays hidden from other workers, in seconds;
-    /// extended by the heartbeat while the task runs. Default: 120 (the original's).
+    /// extended by the heartbeat while the task runs; 1 to 43 200. Default: 120 (the original's).
+    #[serde(deserialize_with = "bounds::uint::<_, u64, 1, 43_200>")]
     pub visibility_timeout_secs: u64,
     /// Long-poll wait per receive, in seconds (≤ 20). Default: 10.
+    #[serde(deserialize_with = "bounds::uint::<_, u64, 0, 20>")]
     pub wait_time_secs: u64,
-    /// Failures before a task is given up (its `on_fail` task sent). Default: 10 (the original's).
+    /// Failures before a task is given up (its `on_fail` task sent), at least 1. Default: 10 (the original's).
+    #[serde(deserialize_with = "bounds::at_least::<_, u32, 1>")]
     pub max_failures: u32,
     /// The default retry backoff. Default: exponential from 10 s, capped at 15 min.
     pub backoff: Backoff,
-    /// Receives of a task with no registered handler before it is dead-lettered. Default: 50.
+    /// Receives of a task with no registered handler before it is dead-lettered, at least 1. Default: 50.
+    #[serde(deserialize_with = "bounds::at_least::<_, u32, 1>")]
     pub unknown_task_receives: u32,
     /// How long a task with no handler is postponed each time, in seconds
     /// (1 to 900, SQS's longest delay: it is sent again with this delay). Default: 10.
+    #[serde(deserialize_with = "bounds::uint::<_, u64, 1, 900>")]
     pub unknown_task_delay_secs: u64,
     /// The dead-letter queue, by name (opened in the same account and region,
     /// or among the embedded queues): malformed, unknown and exhausted tasks
@@ -49,7 +62,8 @@ pub struct Config {
     /// and `chassis_tasks_discarded_total` (as the Python original did).
     /// Default: none.
     pub dead_letter_queue: Option<String>,
-    /// An execution timeout for every task, in seconds. Default: none.
+    /// An execution timeout for every task, in seconds, at least 1. Default: none.
+    #[serde(deserialize_with = "bounds::some_at_least::<_, u64, 1>")]
     pub task_timeout_secs: Option<u64>,
     /// How long in-flight tasks may run on after shutdown begins, in seconds. Default: 30.
     pub shutdown_deadline_secs: u64,

@@ -9,5 +9,6 @@ mod report;
 mod required;
 mod secrets;
 mod sections;
+mod serde_shapes;
 mod support;
 mod typo_guard;

@@ -99,6 +99,36 @@ proptest! {
 }
 
 #[test]
+fn an_over_long_line_fills_the_budget_before_cutting() {
+    let limit = 256 * 1024;
+    let big = "x".repeat(300 * 1024);
+    let other = "y".repeat(200 * 1024);
+    for format in [Format::Json, Format::Gcp] {
+        let (subscriber, capture) = crate::support::subscriber(&config(format));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(big = %big, small = "kept whole", "m");
+            tracing::info!(big = %big, small = "kept whole", "m");
+            tracing::info!(a = %big, b = %other, "two");
+        });
+        let text = capture.text();
+        let raw: Vec<&str> = text.lines().collect();
+        assert_eq!(raw.len(), 3);
+        for line in &raw {
+            assert!(line.len() < limit, "{format:?}: {} bytes", line.len());
+            assert!(line.len() > limit - 1024, "{format:?}: the budget is filled, not {} bytes", line.len());
+        }
+        assert_eq!(raw[0], raw[1], "{format:?}: the cut is deterministic");
+        let lines = capture.lines();
+        assert_eq!(lines[0]["truncated"], true, "{format:?}: the cut is marked");
+        assert_eq!(lines[0]["small"], "kept whole");
+        assert!(big.starts_with(lines[0]["big"].as_str().unwrap()));
+        // Two long values share the budget: neither is cut to a sliver.
+        let (a, b) = (lines[2]["a"].as_str().unwrap().len(), lines[2]["b"].as_str().unwrap().len());
+        assert!(a > 100 * 1024 && b > 100 * 1024 && a.abs_diff(b) < 1024, "{format:?}: {a} and {b}");
+    }
+}
+
+#[test]
 fn the_default_limit_is_cloud_loggings_256_kib() {
     assert_eq!(Config::default().max_line_bytes, 256 * 1024);
     let value = "x".repeat(300 * 1024);

@@ -332,3 +332,15 @@ for_each_store!(
     postgres_stranded,
     a_sender_that_stops_half_way_leaves_no_job_waiting_forever
 );
+
+async fn a_job_of_large_tasks_is_sent_in_batches_that_fit(jobs: &Jobs) {
+    // The input: 6 tasks of ~200 kB on a 1 MiB queue failed the whole job.
+    let queue = FaultyQueue::new(MemoryQueue::builder("jobs").max_message_size(1_048_576).build());
+    let producer = Producer::new(queue.clone());
+    let blob = "x".repeat(200_000);
+    let tasks = (0..6).map(|n| producer.task("step", &json!({"n": n, "blob": blob}))).collect();
+    let job = jobs.start_with_tasks(&producer, NewJob::new("large", json!({})), tasks).await.unwrap();
+    assert_eq!((job.tasks_sent, job.tasks_total), (6, 6));
+    assert_eq!(queue.attributes().await.unwrap().visible, 6);
+}
+for_each_store!(memory_large, sqlite_large, postgres_large, a_job_of_large_tasks_is_sent_in_batches_that_fit);

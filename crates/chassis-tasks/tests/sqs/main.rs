@@ -8,4 +8,6 @@
 mod conformance;
 mod crash;
 mod moto;
+mod outage;
+mod proxy;
 mod worker;

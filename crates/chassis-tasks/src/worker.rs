@@ -391,7 +391,10 @@ impl<Q: Queue + Clone> Poller<Q> {
                 }
             }
             let config = &self.shared.config;
-            let receive = self.shared.queue.receive(permits.len(), config.wait(), config.visibility());
+            // After a failure, no long poll: a queue that is back answers (and
+            // the worker reports ready) at once, not after the wait time.
+            let wait = if failures == 0 { config.wait() } else { Duration::ZERO };
+            let receive = self.shared.queue.receive(permits.len(), wait, config.visibility());
             let received = if Q::CANCEL_SAFE_RECEIVE {
                 tokio::select! {
                     biased;

@@ -9,4 +9,6 @@ mod conformance;
 mod crash;
 mod delivery;
 mod moto;
+mod outage;
+mod proxy;
 mod worker;

@@ -5,6 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::retry::RetryConfig;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use chassis_tasks::{CreateOptions, SqsQueue};
 
@@ -53,7 +54,10 @@ pub fn client_for(endpoint: &str) -> Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("test", "test", None, None, "moto"));
+        .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
+        // What `aws_config::defaults` (and so `SqsQueue::client`) sets: a bare
+        // builder would disable the SDK's retries, hiding their delays from tests.
+        .retry_config(RetryConfig::standard());
     Client::from_conf(SqsQueue::tune(config, Duration::from_secs(20)).build())
 }
 

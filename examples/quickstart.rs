@@ -15,9 +15,11 @@
 //! - each task asks an in-process "pricing service" for a quote through a circuit
 //!   breaker; the pricing service fails a few seconds out of every ten, so the
 //!   breaker opens, tasks wait and retry, the breaker recovers, the job finishes;
-//! - the embedded queue and a SQLite job store by default; SQS and PostgreSQL by
-//!   configuration (`APP_QUEUE=sqs`, `APP_JOBS__BACKEND=postgres`, with the
-//!   `tasks-sqs` and `jobs-postgres` features);
+//! - a durable SQLite task queue and a SQLite job store in `data/` by default
+//!   (a `kill -9` loses no task: they all run when it starts again); the
+//!   memory queue, PostgreSQL or SQS by configuration (`APP_QUEUE=memory`,
+//!   `APP_QUEUE=postgres` with `APP_JOBS__BACKEND=postgres`, `APP_QUEUE=sqs`;
+//!   features `tasks-postgres`, `tasks-sqs`, `jobs-postgres`);
 //! - an admin port with health and Prometheus metrics; SIGTERM drains and exits 0.
 #![allow(clippy::print_stderr)]
 
@@ -41,6 +43,9 @@ use serde::{Deserialize, Serialize};
 struct Settings {
     #[serde(default)]
     queue: QueueBackend,
+    /// The SQLite queue's file (`queue = "sqlite"`).
+    #[serde(default = "default_queue_path")]
+    queue_path: String,
     #[serde(default)]
     service: chassis::service::Config,
     #[serde(default)]
@@ -57,9 +62,19 @@ struct Settings {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum QueueBackend {
-    #[default]
+    /// Embedded, in memory: lost when the process stops.
     Memory,
+    /// Embedded and durable: a SQLite file.
+    #[default]
+    Sqlite,
+    /// PostgreSQL: the job store's database (`jobs.url`), shared by every instance.
+    Postgres,
+    /// AWS SQS.
     Sqs,
+}
+
+fn default_queue_path() -> String {
+    "data/quickstart-tasks.db".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,11 +82,13 @@ enum QueueBackend {
 struct Downstream {
     fail_every_secs: u64,
     fail_for_secs: u64,
+    /// How long each quote takes, in milliseconds.
+    latency_ms: u64,
 }
 
 impl Default for Downstream {
     fn default() -> Self {
-        Self { fail_every_secs: 10, fail_for_secs: 3 }
+        Self { fail_every_secs: 10, fail_for_secs: 3, latency_ms: 0 }
     }
 }
 
@@ -102,8 +119,25 @@ async fn main() {
     let jobs =
         Jobs::from_config(&settings.jobs).await.unwrap_or_else(|e| fail(&format!("cannot open the job store: {e}")));
 
+    let pool = &settings.tasks.task_pool;
     let result = match settings.queue {
-        QueueBackend::Memory => serve(boot.service, settings, jobs, MemoryQueue::new(&settings.tasks.task_pool)).await,
+        QueueBackend::Memory => serve(boot.service, settings, jobs, MemoryQueue::new(pool)).await,
+        #[cfg(feature = "tasks-sqlite")]
+        QueueBackend::Sqlite => {
+            let queue = chassis::tasks::SqliteQueue::open(&settings.queue_path, pool)
+                .await
+                .unwrap_or_else(|e| fail(&format!("cannot open the task queue {}: {e}", settings.queue_path)));
+            serve(boot.service, settings, jobs, queue).await
+        }
+        #[cfg(feature = "tasks-postgres")]
+        QueueBackend::Postgres => {
+            let url = settings.jobs.url.as_ref().unwrap_or_else(|| fail("queue = \"postgres\" uses jobs.url; set it"));
+            let options = chassis::tasks::PostgresQueue::options().table_prefix(settings.jobs.table_prefix.clone());
+            let queue = chassis::tasks::PostgresQueue::connect(url.expose(), settings.jobs.pool_size, pool, options)
+                .await
+                .unwrap_or_else(|e| fail(&format!("cannot open the PostgreSQL task queue: {e}")));
+            serve(boot.service, settings, jobs, queue).await
+        }
         #[cfg(feature = "tasks-sqs")]
         QueueBackend::Sqs => {
             let queue = chassis::tasks::SqsQueue::from_config(&settings.tasks)
@@ -111,8 +145,10 @@ async fn main() {
                 .unwrap_or_else(|e| fail(&format!("cannot open the SQS queue: {e}")));
             serve(boot.service, settings, jobs, queue).await
         }
-        #[cfg(not(feature = "tasks-sqs"))]
-        QueueBackend::Sqs => fail("queue = \"sqs\" needs the tasks-sqs feature (cargo run --features tasks-sqs …)"),
+        #[allow(unreachable_patterns)]
+        other => fail(&format!(
+            "queue = {other:?} needs its feature (tasks-sqlite, tasks-postgres or tasks-sqs: cargo run --features …)"
+        )),
     };
     if let Err(e) = result {
         fail(&e);
@@ -240,6 +276,7 @@ async fn start_job<Q: Queue + Clone>(State(api): State<Api<Q>>, Json(request): J
 async fn quote(downstream: Downstream, Path(item): Path<u32>) -> Response {
     static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let now = STARTED.get_or_init(Instant::now).elapsed().as_secs();
+    tokio::time::sleep(Duration::from_millis(downstream.latency_ms)).await;
     if downstream.fail_every_secs > 0 && now % downstream.fail_every_secs < downstream.fail_for_secs {
         return (StatusCode::SERVICE_UNAVAILABLE, "pricing is having a bad moment").into_response();
     }

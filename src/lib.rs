@@ -35,10 +35,12 @@
 //! | `breaker` | [`breaker`]: a lock-free circuit breaker with a reqwest middleware (a breaker per host) and a tower layer | Yes |
 //! | `tasks` | [`tasks`]: reliable asynchronous tasks — producer, worker with retries, dead letters, heartbeats and graceful shutdown, embedded queue | Yes |
 //! | `tasks-sqs` | The AWS SQS task backend | No |
+//! | `tasks-sqlite` | The durable SQLite task queue (a file; the quickstart's default) | Yes |
+//! | `tasks-postgres` | The durable PostgreSQL task queue, shared by many machines | No |
 //! | `jobs` | [`jobs`]: job tracking — state machine, stores, the hook that ties task execution to job status | Yes |
-//! | `jobs-sqlite` | The SQLite job store | No |
+//! | `jobs-sqlite` | The SQLite job store | Yes |
 //! | `jobs-postgres` | The PostgreSQL job store | No |
-//! | `jobs-http` | The HTTP view of jobs (axum) | No |
+//! | `jobs-http` | The HTTP view of jobs (axum) | Yes |
 //! | `service` | [`service`]: the runtime — lifecycle, signals, admin server (`/livez`, `/readyz`, `/startupz`, `/metrics`, `/info`), graceful shutdown | Yes |
 //! | `full` | Everything above | No |
 #![forbid(unsafe_code)]

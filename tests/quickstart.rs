@@ -34,13 +34,17 @@ struct Quickstart {
     child: Option<Child>,
     api: SocketAddr,
     admin: SocketAddr,
-    _dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Quickstart {
     fn start(extra_env: &[(&str, String)]) -> Self {
+        Self::start_in(tempfile::tempdir().unwrap(), extra_env)
+    }
+
+    /// Starts it in `dir`, where its `data/` is (the task queue's and the job store's files).
+    fn start_in(dir: tempfile::TempDir, extra_env: &[(&str, String)]) -> Self {
         let (api, admin) = (free_addr(), free_addr());
-        let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new(quickstart_binary());
         command
             .current_dir(dir.path())
@@ -60,7 +64,22 @@ impl Quickstart {
         for (key, value) in extra_env {
             command.env(key, value);
         }
-        Self { child: Some(command.spawn().unwrap()), api, admin, _dir: dir }
+        Self { child: Some(command.spawn().unwrap()), api, admin, dir: Some(dir) }
+    }
+
+    fn stderr(&self) -> String {
+        self.dir
+            .as_ref()
+            .map(|d| std::fs::read_to_string(d.path().join("stderr.log")).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown at all. Returns its directory, for a restart.
+    fn kill(mut self) -> tempfile::TempDir {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.dir.take().unwrap()
     }
 
     async fn get(&self, addr: SocketAddr, path: &str) -> (u16, String) {
@@ -76,28 +95,45 @@ impl Quickstart {
                     return;
                 }
             }
-            let stderr = || std::fs::read_to_string(self._dir.path().join("stderr.log")).unwrap_or_default();
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("the quickstart exited with {status} before it was ready:\n{}", stderr());
+                panic!("the quickstart exited with {status} before it was ready:\n{}", self.stderr());
             }
-            assert!(started.elapsed() < Duration::from_secs(60), "the quickstart never became ready:\n{}", stderr());
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the quickstart never became ready:\n{}",
+                self.stderr()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// Starts a job of `items` tasks and waits for it to finish.
-    async fn run_job(&self, items: u32) -> Value {
+    /// Starts a job of `items` tasks; its id.
+    async fn start_job(&self, items: u32) -> String {
         let client = reqwest::Client::new();
         let response =
             client.post(format!("http://{}/jobs", self.api)).json(&json!({ "items": items })).send().await.unwrap();
         assert_eq!(response.status(), 202);
         let job: Value = response.json().await.unwrap();
-        let id = job["id"].as_str().unwrap().to_owned();
+        job["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn job(&self, id: &str) -> Value {
+        let (status, body) = self.get(self.api, &format!("/jobs/{id}")).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Starts a job of `items` tasks and waits for it to finish.
+    async fn run_job(&self, items: u32) -> Value {
+        let id = self.start_job(items).await;
+        self.wait_job(&id).await
+    }
+
+    /// Waits for job `id` to finish.
+    async fn wait_job(&self, id: &str) -> Value {
         let started = Instant::now();
         loop {
-            let (status, body) = self.get(self.api, &format!("/jobs/{id}")).await;
-            assert_eq!(status, 200);
-            let job: Value = serde_json::from_str(&body).unwrap();
+            let job = self.job(id).await;
             if job["status"] != "pending" && job["status"] != "running" {
                 return job;
             }
@@ -127,8 +163,10 @@ impl Drop for Quickstart {
 }
 
 /// A child process killed when dropped.
+#[cfg(all(feature = "tasks-sqs", feature = "jobs-postgres"))]
 struct Killed(Child);
 
+#[cfg(all(feature = "tasks-sqs", feature = "jobs-postgres"))]
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -179,6 +217,35 @@ async fn quickstart_on_embedded_defaults() {
     drive(Quickstart::start(&[])).await;
 }
 
+/// Issue 11's input: `kill -9` mid-job, start again: every task still runs,
+/// and the job counts each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_killed_mid_job_finishes_the_job_after_a_restart() {
+    let env = [("APP_DOWNSTREAM__LATENCY_MS", "50".to_owned()), ("APP_DOWNSTREAM__FAIL_FOR_SECS", "0".to_owned())];
+    let mut first = Quickstart::start(&env);
+    first.wait_ready().await;
+    let id = first.start_job(200).await;
+    let started = Instant::now();
+    loop {
+        let job = first.job(&id).await;
+        if job["tasks_done"].as_u64().unwrap() >= 10 {
+            assert_ne!(job["status"], "succeeded", "the kill must come mid-job: {job}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress: {job}\n{}", first.stderr());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dir = first.kill();
+    let mut second = Quickstart::start_in(dir, &env);
+    second.wait_ready().await;
+    let job = second.wait_job(&id).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["tasks_done"], 200, "each task counted once: {job}");
+    assert_eq!(job["tasks_sent"], 200);
+    let (status, _) = second.terminate();
+    assert!(status.success());
+}
+
 #[cfg(all(feature = "tasks-sqs", feature = "jobs-postgres"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_on_sqs_and_postgres() {
@@ -212,6 +279,21 @@ async fn quickstart_on_sqs_and_postgres() {
         ("APP_JOBS__BACKEND", "postgres".to_owned()),
         ("APP_JOBS__URL", postgres),
         ("APP_JOBS__TABLE_PREFIX", prefix),
+    ];
+    drive(Quickstart::start(&env)).await;
+}
+
+#[cfg(all(feature = "tasks-postgres", feature = "jobs-postgres"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_on_postgres_alone() {
+    #[allow(clippy::disallowed_methods)] // the test's own switch
+    let postgres =
+        std::env::var("CHASSIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let env = [
+        ("APP_QUEUE", "postgres".to_owned()),
+        ("APP_JOBS__BACKEND", "postgres".to_owned()),
+        ("APP_JOBS__URL", postgres),
+        ("APP_JOBS__TABLE_PREFIX", format!("qspg{}_", std::process::id())),
     ];
     drive(Quickstart::start(&env)).await;
 }

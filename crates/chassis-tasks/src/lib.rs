@@ -87,6 +87,8 @@
 //! | Name | Description | Default? |
 //! |---|---|---|
 //! | `sqs` | [`SqsQueue`]: the AWS SQS backend (aws-sdk-sqs) | No |
+//! | `sqlite` | [`SqliteQueue`]: a durable queue in a SQLite file (sqlx) | No |
+//! | `postgres` | [`PostgresQueue`]: a durable queue on PostgreSQL, shared by many machines (sqlx) | No |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -98,6 +100,8 @@ mod memory;
 mod producer;
 mod queue;
 mod retry;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqs")]
 mod sqs;
 pub mod wire;
@@ -117,6 +121,15 @@ pub use queue::{
     QueueAttributes, QueueError, batch_payload_limit,
 };
 pub use retry::{Backoff, Progression};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sql::SqlQueueOptions;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use sql::postgres::PostgresQueue;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sql::sqlite::SqliteQueue;
 #[cfg(feature = "sqs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
 pub use sqs::{CreateOptions, SqsQueue};

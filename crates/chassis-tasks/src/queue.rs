@@ -103,6 +103,10 @@ pub struct QueueAttributes {
     pub visibility_timeout: Duration,
     /// Whether it is a FIFO queue.
     pub fifo: bool,
+    /// How long the oldest message waiting to be received has been in the
+    /// queue, where the backend can tell (the SQL queues; SQS reports it only
+    /// as a CloudWatch metric). `None` when nothing waits or it cannot tell.
+    pub oldest_age: Option<Duration>,
 }
 
 /// A queue error.

@@ -486,6 +486,7 @@ impl Queue for SqsQueue {
                 .unwrap_or(262_144),
             visibility_timeout: Duration::from_secs(number(QueueAttributeName::VisibilityTimeout)),
             fifo: a.get(&QueueAttributeName::FifoQueue).is_some_and(|v| v == "true"),
+            oldest_age: None,
         })
     }
 

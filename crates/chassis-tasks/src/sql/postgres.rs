@@ -1,0 +1,548 @@
+//! [`PostgresQueue`]: a durable queue on PostgreSQL (`postgres` feature),
+//! shared by many processes on many machines.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, PgPool, Row};
+use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::{
+    DEDUP_WINDOW, SqlQueueOptions, Wakers, check, check_batch, decode_attributes, encode_attributes, lock_key, millis,
+    parse_receipt, receipt,
+};
+use crate::queue::{
+    EntryResult, MAX_BATCH, MAX_VISIBILITY, MAX_WAIT, Message, Outgoing, Queue, QueueAttributes, QueueError,
+};
+
+/// The database's clock in ms: every instance compares visibility deadlines
+/// against the same clock, whatever the skew between machines.
+const NOW: &str = "(floor(extract(epoch from clock_timestamp()) * 1000)::bigint)";
+
+/// The schema, by version; applied in order under an advisory lock.
+const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        "CREATE TABLE IF NOT EXISTS {p}tasks (
+            id BIGSERIAL PRIMARY KEY,
+            queue TEXT NOT NULL,
+            body TEXT NOT NULL,
+            attributes TEXT NOT NULL,
+            group_id TEXT,
+            visible_at BIGINT NOT NULL,
+            receive_count BIGINT NOT NULL DEFAULT 0,
+            sent_at BIGINT NOT NULL
+        )",
+        // A claim scans only the rows visible now: in-flight and delayed rows
+        // sort after them, finished rows are deleted.
+        "CREATE INDEX IF NOT EXISTS {p}tasks_claim ON {p}tasks (queue, visible_at, id)",
+        "CREATE TABLE IF NOT EXISTS {p}task_dedup (
+            queue TEXT NOT NULL,
+            dedup_id TEXT NOT NULL,
+            message_id BIGINT NOT NULL,
+            sent_at BIGINT NOT NULL,
+            PRIMARY KEY (queue, dedup_id)
+        )",
+    ],
+)];
+
+/// A durable queue on PostgreSQL with SQS's semantics (as [`SqliteQueue`](crate::SqliteQueue)),
+/// for many processes on many machines: claims take rows with `FOR UPDATE
+/// SKIP LOCKED` (workers never wait on each other's claims), a send does
+/// `pg_notify` in its transaction so long polls everywhere wake when it
+/// commits, with a fallback poll ([`poll_interval`](SqlQueueOptions::poll_interval),
+/// 1 s) for a lost notification. Times are the database's clock. The schema
+/// comes from versioned migrations, applied under an advisory lock keyed by
+/// the table prefix, so instances starting together all start. Durable as
+/// PostgreSQL's commits are. Cheap to clone.
+#[derive(Clone)]
+pub struct PostgresQueue {
+    pool: PgPool,
+    name: String,
+    fifo: bool,
+    options: Arc<SqlQueueOptions>,
+    sql: Arc<Statements>,
+    wakers: Wakers,
+    /// Stops the notification listener when the last clone is dropped.
+    _listening: Arc<DropGuard>,
+}
+
+impl fmt::Debug for PostgresQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool's options hold the URL, which may hold a password.
+        f.debug_struct("PostgresQueue")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct Statements {
+    channel: String,
+    insert: String,
+    dedup_find: String,
+    dedup_insert: String,
+    dedup_expire: String,
+    redrive: String,
+    claim: String,
+    claim_fifo: String,
+    delete: String,
+    existing: String,
+    change_visibility: String,
+    depth: String,
+}
+
+impl Statements {
+    fn new(p: &str) -> Self {
+        let t = format!("{p}tasks");
+        let d = format!("{p}task_dedup");
+        Self {
+            channel: format!("{p}tasks"),
+            insert: format!(
+                "INSERT INTO {t} (queue, body, attributes, group_id, visible_at, receive_count, sent_at) \
+                 VALUES ($1, $2, $3, $4, {NOW} + $5, 0, {NOW}) RETURNING id"
+            ),
+            dedup_find: format!(
+                "SELECT message_id FROM {d} WHERE queue = $1 AND dedup_id = $2 AND sent_at > {NOW} - $3"
+            ),
+            dedup_insert: format!(
+                "INSERT INTO {d} (queue, dedup_id, message_id, sent_at) VALUES ($1, $2, $3, {NOW}) \
+                 ON CONFLICT (queue, dedup_id) DO UPDATE SET message_id = excluded.message_id, sent_at = excluded.sent_at"
+            ),
+            dedup_expire: format!("DELETE FROM {d} WHERE queue = $1 AND sent_at <= {NOW} - $2"),
+            redrive: format!(
+                "WITH moved AS (DELETE FROM {t} WHERE id IN \
+                   (SELECT id FROM {t} WHERE queue = $1 AND visible_at <= {NOW} AND receive_count >= $2 \
+                    ORDER BY id FOR UPDATE SKIP LOCKED) \
+                   RETURNING id, body, attributes, group_id) \
+                 INSERT INTO {t} (queue, body, attributes, group_id, visible_at, receive_count, sent_at) \
+                 SELECT $3, body, attributes, group_id, {NOW}, 0, {NOW} FROM moved ORDER BY id"
+            ),
+            claim: format!(
+                "WITH picked AS (SELECT id FROM {t} WHERE queue = $1 AND visible_at <= {NOW} \
+                   ORDER BY visible_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
+                 UPDATE {t} t SET receive_count = t.receive_count + 1, visible_at = {NOW} + $3 \
+                 FROM picked WHERE t.id = picked.id \
+                 RETURNING t.id, t.body, t.attributes, t.group_id, t.receive_count"
+            ),
+            // Under the queue's advisory lock: a group with a message in
+            // flight delivers nothing more until it is deleted or visible again.
+            claim_fifo: format!(
+                "WITH picked AS (SELECT id FROM {t} WHERE queue = $1 AND visible_at <= {NOW} AND group_id NOT IN \
+                   (SELECT group_id FROM {t} WHERE queue = $1 AND visible_at > {NOW} AND receive_count > 0 \
+                    AND group_id IS NOT NULL) \
+                   ORDER BY id LIMIT $2) \
+                 UPDATE {t} t SET receive_count = t.receive_count + 1, visible_at = {NOW} + $3 \
+                 FROM picked WHERE t.id = picked.id \
+                 RETURNING t.id, t.body, t.attributes, t.group_id, t.receive_count"
+            ),
+            delete: format!(
+                "DELETE FROM {t} t USING unnest($1::bigint[], $2::bigint[]) AS r(id, rc) \
+                 WHERE t.id = r.id AND t.receive_count = r.rc AND t.queue = $3 RETURNING t.id"
+            ),
+            existing: format!("SELECT id FROM {t} WHERE id = ANY($1) AND queue = $2"),
+            change_visibility: format!(
+                "UPDATE {t} SET visible_at = {NOW} + $1 \
+                 WHERE id = $2 AND queue = $3 AND receive_count = $4 AND receive_count > 0"
+            ),
+            depth: format!(
+                "SELECT \
+                   COUNT(*) FILTER (WHERE visible_at <= n.now), \
+                   COUNT(*) FILTER (WHERE visible_at > n.now AND receive_count > 0), \
+                   COUNT(*) FILTER (WHERE visible_at > n.now AND receive_count = 0), \
+                   MAX(n.now - sent_at) FILTER (WHERE visible_at <= n.now) \
+                 FROM {t}, (SELECT {NOW} AS now) n WHERE queue = $1"
+            ),
+        }
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(db)`
+fn db(error: sqlx::Error) -> QueueError {
+    match &error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+            QueueError::Transient(error.to_string())
+        }
+        // Serialization failures, deadlocks, a server shutting down or out of connections.
+        sqlx::Error::Database(e)
+            if e.code().is_some_and(|c| c.starts_with("40") || c.starts_with("57P") || c.starts_with("53")) =>
+        {
+            QueueError::Transient(error.to_string())
+        }
+        _ => QueueError::Other(error.to_string()),
+    }
+}
+
+impl PostgresQueue {
+    /// The default options of a PostgreSQL queue (fallback poll every second).
+    pub fn options() -> SqlQueueOptions {
+        SqlQueueOptions::with_poll_interval(Duration::from_secs(1))
+    }
+
+    /// Connects to `url` (`postgres://…`) with up to `pool_size` connections
+    /// (one more is the notification listener), applies the migrations and
+    /// opens the queue `name`.
+    ///
+    /// # Errors
+    /// [`QueueError::Invalid`] for a bad table prefix; [`QueueError::Transient`]
+    /// or [`QueueError::Other`] when the server cannot be reached or migrated.
+    pub async fn connect(url: &str, pool_size: u32, name: &str, options: SqlQueueOptions) -> Result<Self, QueueError> {
+        let pool = PgPoolOptions::new().max_connections(pool_size.max(1) + 1).connect(url).await.map_err(db)?;
+        Self::with_pool(pool, name, options).await
+    }
+
+    /// Opens the queue `name` on an existing pool (e.g. the service's own,
+    /// for [`send_in`](Self::send_in) with its transactions). The notification
+    /// listener holds one of the pool's connections for as long as the queue lives.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn with_pool(pool: PgPool, name: &str, options: SqlQueueOptions) -> Result<Self, QueueError> {
+        options.check_prefix()?;
+        let sql = Arc::new(Statements::new(&options.table_prefix));
+        migrate(&pool, &options.table_prefix).await?;
+        let wakers = Wakers::default();
+        let stop = CancellationToken::new();
+        let mut listener = PgListener::connect_with(&pool).await.map_err(db)?;
+        listener.listen(&sql.channel).await.map_err(db)?;
+        tokio::spawn(listen(listener, wakers.clone(), stop.clone()));
+        Ok(Self {
+            pool,
+            name: name.to_owned(),
+            fifo: name.ends_with(".fifo"),
+            options: Arc::new(options),
+            sql,
+            wakers,
+            _listening: Arc::new(stop.drop_guard()),
+        })
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The connection pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Writes `messages` in the caller's transaction (or on any connection to
+    /// this database): they exist exactly when the caller's other writes do —
+    /// the outbox pattern without an outbox — and receivers everywhere wake
+    /// when it commits. Returns each one's id or error, in order.
+    ///
+    /// # Errors
+    /// Per entry: [`QueueError::TooLarge`], [`QueueError::Invalid`]; as a
+    /// whole: the database's error (the caller's transaction is then unusable).
+    pub async fn send_in(
+        &self,
+        conn: &mut PgConnection,
+        messages: Vec<Outgoing>,
+    ) -> Result<Vec<EntryResult<String>>, QueueError> {
+        let mut results = Vec::with_capacity(messages.len());
+        for message in messages {
+            results.push(match check(&message, self.options.max_message_size, self.fifo) {
+                Ok(()) => Ok(self.insert(conn, message).await?),
+                Err(e) => Err(e),
+            });
+        }
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&self.sql.channel)
+            .bind(&self.name)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+        Ok(results)
+    }
+
+    async fn insert(&self, conn: &mut PgConnection, message: Outgoing) -> Result<String, QueueError> {
+        let dedup = message.dedup_id.clone().filter(|_| self.fifo);
+        let window = millis(DEDUP_WINDOW);
+        if let Some(dedup) = &dedup {
+            sqlx::query(&self.sql.dedup_expire).bind(&self.name).bind(window).execute(&mut *conn).await.map_err(db)?;
+            let seen: Option<i64> = sqlx::query_scalar(&self.sql.dedup_find)
+                .bind(&self.name)
+                .bind(dedup)
+                .bind(window)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?;
+            if let Some(id) = seen {
+                return Ok(id.to_string());
+            }
+        }
+        let id: i64 = sqlx::query_scalar(&self.sql.insert)
+            .bind(&self.name)
+            .bind(message.body)
+            .bind(encode_attributes(&message.attributes)?)
+            .bind(message.group_id)
+            .bind(millis(message.delay))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+        if let Some(dedup) = dedup {
+            sqlx::query(&self.sql.dedup_insert)
+                .bind(&self.name)
+                .bind(dedup)
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
+        Ok(id.to_string())
+    }
+
+    async fn claim(&self, max: usize, visibility: Duration) -> Result<Vec<Message>, QueueError> {
+        let limit = i64::try_from(max).unwrap_or(10);
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        if let Some((dead_letter, max_receives)) = &self.options.redrive {
+            let moved = sqlx::query(&self.sql.redrive)
+                .bind(&self.name)
+                .bind(i64::from(*max_receives))
+                .bind(dead_letter)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if moved.rows_affected() > 0 {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(&self.sql.channel)
+                    .bind(dead_letter)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        let rows = if self.fifo {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(lock_key(&format!("chassis-tasks fifo {}{}", self.options.table_prefix, self.name)))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            sqlx::query(&self.sql.claim_fifo)
+        } else {
+            sqlx::query(&self.sql.claim)
+        }
+        .bind(&self.name)
+        .bind(limit)
+        .bind(millis(visibility))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let mut messages = rows.iter().map(to_message).collect::<Result<Vec<_>, _>>()?;
+        messages.sort_by_key(|(id, _)| *id);
+        Ok(messages.into_iter().map(|(_, m)| m).collect())
+    }
+}
+
+/// Applies the migrations not applied yet, in one transaction holding an
+/// advisory lock keyed by the prefix (FNV-1a of `chassis-tasks migrations
+/// <prefix>`): instances starting together serialize, and each finds the
+/// versions the one before it applied.
+async fn migrate(pool: &PgPool, prefix: &str) -> Result<(), QueueError> {
+    let mut tx = pool.begin().await.map_err(db)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(lock_key(&format!("chassis-tasks migrations {prefix}")))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+    sqlx::query(&format!(
+        "CREATE TABLE IF NOT EXISTS {prefix}tasks_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)"
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(db)?;
+    for (version, statements) in MIGRATIONS {
+        let applied: bool =
+            sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {prefix}tasks_migrations WHERE version = $1)"))
+                .bind(version)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+        if applied {
+            continue;
+        }
+        for statement in *statements {
+            sqlx::query(&statement.replace("{p}", prefix)).execute(&mut *tx).await.map_err(db)?;
+        }
+        sqlx::query(&format!("INSERT INTO {prefix}tasks_migrations (version, applied_ms) VALUES ($1, {NOW})"))
+            .bind(version)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+    }
+    tx.commit().await.map_err(db)
+}
+
+/// Wakes this process's receives when a send anywhere commits; ends when the
+/// last clone of the queue is dropped. A lost connection is re-established
+/// by sqlx (notifications in the gap are caught by the fallback poll).
+async fn listen(mut listener: PgListener, wakers: Wakers, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            received = listener.recv() => match received {
+                Ok(notification) => wakers.wake(notification.payload()),
+                Err(error) => {
+                    tracing::warn!(%error, "the task queue's notification listener failed; polling meanwhile");
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            },
+        }
+    }
+}
+
+fn to_message(row: &PgRow) -> Result<(i64, Message), QueueError> {
+    let id: i64 = row.try_get("id").map_err(db)?;
+    let receive_count: i64 = row.try_get("receive_count").map_err(db)?;
+    let attributes: String = row.try_get("attributes").map_err(db)?;
+    Ok((
+        id,
+        Message {
+            id: id.to_string(),
+            receipt: receipt(id, receive_count),
+            body: row.try_get("body").map_err(db)?,
+            attributes: decode_attributes(&attributes),
+            receive_count: u32::try_from(receive_count).unwrap_or(u32::MAX),
+            group_id: row.try_get("group_id").map_err(db)?,
+        },
+    ))
+}
+
+impl Queue for PostgresQueue {
+    async fn send(&self, message: Outgoing) -> Result<String, QueueError> {
+        check(&message, self.options.max_message_size, self.fifo)?;
+        let mut results = self.send_batch(vec![message]).await?;
+        results.pop().unwrap_or_else(|| Err(QueueError::Other("no result".into())))
+    }
+
+    async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<EntryResult<String>>, QueueError> {
+        check_batch(&messages, self.options.max_message_size)?;
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let results = self.send_in(&mut tx, messages).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(results)
+    }
+
+    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Message>, QueueError> {
+        if !(1..=MAX_BATCH).contains(&max) || wait > MAX_WAIT || visibility > MAX_VISIBILITY {
+            return Err(QueueError::Invalid("receive: 1 to 10 messages, wait ≤ 20 s, visibility ≤ 12 h".into()));
+        }
+        let deadline = Instant::now() + wait;
+        let notify = self.wakers.of(&self.name);
+        loop {
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let messages = self.claim(max, visibility).await?;
+            let now = Instant::now();
+            if !messages.is_empty() || now >= deadline {
+                return Ok(messages);
+            }
+            let next = (now + self.options.poll_interval).min(deadline);
+            tokio::select! {
+                () = woken => {}
+                () = tokio::time::sleep_until(next) => {}
+            }
+        }
+    }
+
+    async fn delete_batch(&self, receipts: Vec<String>) -> Result<Vec<EntryResult<()>>, QueueError> {
+        if receipts.len() > MAX_BATCH {
+            return Err(QueueError::Invalid(format!("{} entries in one batch; at most 10", receipts.len())));
+        }
+        let parsed: Vec<Option<(i64, i64)>> = receipts.iter().map(|r| parse_receipt(r).ok()).collect();
+        let (ids, counts): (Vec<i64>, Vec<i64>) = parsed.iter().flatten().copied().unzip();
+        let deleted: Vec<i64> = sqlx::query_scalar(&self.sql.delete)
+            .bind(&ids)
+            .bind(&counts)
+            .bind(&self.name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let missed: Vec<i64> = ids.iter().copied().filter(|id| !deleted.contains(id)).collect();
+        let still_there: Vec<i64> = if missed.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_scalar(&self.sql.existing)
+                .bind(&missed)
+                .bind(&self.name)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?
+        };
+        Ok(parsed
+            .into_iter()
+            .map(|receipt| match receipt {
+                // Received again since: this receipt is stale.
+                Some((id, _)) if still_there.contains(&id) && !deleted.contains(&id) => Err(QueueError::InvalidReceipt),
+                // Deleted now, or gone already (SQS accepts a repeated delete).
+                Some(_) => Ok(()),
+                None => Err(QueueError::InvalidReceipt),
+            })
+            .collect())
+    }
+
+    async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {
+        if timeout > MAX_VISIBILITY {
+            return Err(QueueError::Invalid(format!("visibility of {timeout:?} exceeds 12 hours")));
+        }
+        let (id, count) = parse_receipt(receipt)?;
+        let done = sqlx::query(&self.sql.change_visibility)
+            .bind(millis(timeout))
+            .bind(id)
+            .bind(&self.name)
+            .bind(count)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(QueueError::InvalidReceipt);
+        }
+        if timeout.is_zero() {
+            self.wakers.wake(&self.name);
+        }
+        Ok(())
+    }
+
+    async fn attributes(&self) -> Result<QueueAttributes, QueueError> {
+        let row = sqlx::query(&self.sql.depth).bind(&self.name).fetch_one(&self.pool).await.map_err(db)?;
+        let count = |i: usize| row.try_get::<i64, _>(i).map(|n| u64::try_from(n).unwrap_or(0)).map_err(db);
+        Ok(QueueAttributes {
+            visible: count(0)?,
+            in_flight: count(1)?,
+            delayed: count(2)?,
+            max_message_size: self.options.max_message_size,
+            visibility_timeout: self.options.visibility_timeout,
+            fifo: self.fifo,
+            oldest_age: row
+                .try_get::<Option<i64>, _>(3)
+                .map_err(db)?
+                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        })
+    }
+
+    /// The queue `name` in the same database and prefix, with the same
+    /// options (no redrive) and the same notification listener.
+    async fn sibling(&self, name: &str) -> Result<Self, QueueError> {
+        let mut options = (*self.options).clone();
+        options.redrive = None;
+        Ok(Self {
+            pool: self.pool.clone(),
+            name: name.to_owned(),
+            fifo: name.ends_with(".fifo"),
+            options: Arc::new(options),
+            sql: self.sql.clone(),
+            wakers: self.wakers.clone(),
+            _listening: self._listening.clone(),
+        })
+    }
+}

@@ -1,0 +1,534 @@
+//! [`SqliteQueue`]: a durable queue in a SQLite file (`sqlite` feature) — the
+//! embedded default.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use tokio::time::Instant;
+
+use super::{
+    DEDUP_WINDOW, SqlQueueOptions, Wakers, check, check_batch, decode_attributes, encode_attributes, millis, now_ms,
+    parse_receipt, receipt,
+};
+use crate::queue::{
+    EntryResult, MAX_BATCH, MAX_VISIBILITY, MAX_WAIT, Message, Outgoing, Queue, QueueAttributes, QueueError,
+};
+
+/// The schema, by version; applied in order under the database's write lock.
+/// `{p}` is the table prefix.
+const MIGRATIONS: &[(i64, &[&str])] = &[(
+    1,
+    &[
+        // AUTOINCREMENT: an id is never reused, so an old receipt never names a new message.
+        "CREATE TABLE IF NOT EXISTS {p}tasks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            queue TEXT NOT NULL,
+            body TEXT NOT NULL,
+            attributes TEXT NOT NULL,
+            group_id TEXT,
+            visible_at INTEGER NOT NULL,
+            receive_count INTEGER NOT NULL DEFAULT 0,
+            sent_at INTEGER NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS {p}tasks_claim ON {p}tasks (queue, visible_at, id)",
+        "CREATE TABLE IF NOT EXISTS {p}task_dedup (
+            queue TEXT NOT NULL,
+            dedup_id TEXT NOT NULL,
+            message_id INTEGER NOT NULL,
+            sent_at INTEGER NOT NULL,
+            PRIMARY KEY (queue, dedup_id)
+        )",
+    ],
+)];
+
+/// A durable queue in a SQLite file, with SQS's semantics: visibility
+/// timeouts, per-receive receipt handles (a stale one is refused), receive
+/// counts, delays, batches with per-entry results, attributes, redrive to a
+/// dead-letter queue, FIFO groups (a name ending in `.fifo`). Cheap to clone.
+///
+/// **Durability.** The file is in WAL mode with `synchronous = NORMAL`: a
+/// message whose send returned `Ok` survives the process being killed
+/// (`kill -9`) at any moment; a power loss or OS crash may lose the
+/// transactions of the last moments before it (SQLite's WAL guarantees, not
+/// fsynced on every commit). [`SqliteQueue::open_with`] can set `FULL`.
+///
+/// **Sharing.** Several processes on one machine may share the file (writes
+/// serialize on SQLite's lock, waiting up to 5 s for it). A receive waiting
+/// for messages wakes at once when this process (any clone or sibling of the
+/// queue) sends one, and within [`poll_interval`](SqlQueueOptions::poll_interval)
+/// when another process does.
+#[derive(Clone)]
+pub struct SqliteQueue {
+    pool: SqlitePool,
+    name: String,
+    fifo: bool,
+    options: Arc<SqlQueueOptions>,
+    sql: Arc<Statements>,
+    wakers: Wakers,
+}
+
+impl fmt::Debug for SqliteQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteQueue").field("name", &self.name).field("options", &self.options).finish_non_exhaustive()
+    }
+}
+
+/// The statements of one table prefix, rendered once.
+#[derive(Debug)]
+struct Statements {
+    insert: String,
+    dedup_find: String,
+    dedup_insert: String,
+    dedup_expire: String,
+    any_visible: String,
+    redrive: String,
+    redriven: String,
+    claim: String,
+    claim_fifo: String,
+    delete: String,
+    exists: String,
+    change_visibility: String,
+    depth: String,
+}
+
+impl Statements {
+    fn new(p: &str) -> Self {
+        let t = format!("{p}tasks");
+        let d = format!("{p}task_dedup");
+        Self {
+            insert: format!(
+                "INSERT INTO {t} (queue, body, attributes, group_id, visible_at, receive_count, sent_at) \
+                 VALUES (?, ?, ?, ?, ?, 0, ?) RETURNING id"
+            ),
+            dedup_find: format!("SELECT message_id FROM {d} WHERE queue = ? AND dedup_id = ? AND sent_at > ?"),
+            dedup_insert: format!(
+                "INSERT INTO {d} (queue, dedup_id, message_id, sent_at) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (queue, dedup_id) DO UPDATE SET message_id = excluded.message_id, sent_at = excluded.sent_at"
+            ),
+            dedup_expire: format!("DELETE FROM {d} WHERE queue = ? AND sent_at <= ?"),
+            any_visible: format!("SELECT EXISTS (SELECT 1 FROM {t} WHERE queue = ? AND visible_at <= ?)"),
+            redrive: format!(
+                "INSERT INTO {t} (queue, body, attributes, group_id, visible_at, receive_count, sent_at) \
+                 SELECT ?, body, attributes, group_id, ?, 0, ? FROM {t} \
+                 WHERE queue = ? AND visible_at <= ? AND receive_count >= ? ORDER BY id"
+            ),
+            redriven: format!("DELETE FROM {t} WHERE queue = ? AND visible_at <= ? AND receive_count >= ?"),
+            claim: format!(
+                "UPDATE {t} SET receive_count = receive_count + 1, visible_at = ? WHERE id IN \
+                 (SELECT id FROM {t} WHERE queue = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ?) \
+                 RETURNING id, body, attributes, group_id, receive_count"
+            ),
+            // A group with a message in flight delivers nothing more until it is deleted or visible again.
+            claim_fifo: format!(
+                "UPDATE {t} SET receive_count = receive_count + 1, visible_at = ? WHERE id IN \
+                 (SELECT id FROM {t} WHERE queue = ? AND visible_at <= ? AND group_id NOT IN \
+                  (SELECT group_id FROM {t} WHERE queue = ? AND visible_at > ? AND receive_count > 0 \
+                   AND group_id IS NOT NULL) \
+                 ORDER BY id LIMIT ?) \
+                 RETURNING id, body, attributes, group_id, receive_count"
+            ),
+            delete: format!("DELETE FROM {t} WHERE id = ? AND queue = ? AND receive_count = ?"),
+            exists: format!("SELECT EXISTS (SELECT 1 FROM {t} WHERE id = ? AND queue = ?)"),
+            change_visibility: format!(
+                "UPDATE {t} SET visible_at = ? WHERE id = ? AND queue = ? AND receive_count = ? AND receive_count > 0"
+            ),
+            depth: format!(
+                "SELECT \
+                   COALESCE(SUM(CASE WHEN visible_at <= ?1 THEN 1 ELSE 0 END), 0), \
+                   COALESCE(SUM(CASE WHEN visible_at > ?1 AND receive_count > 0 THEN 1 ELSE 0 END), 0), \
+                   COALESCE(SUM(CASE WHEN visible_at > ?1 AND receive_count = 0 THEN 1 ELSE 0 END), 0), \
+                   MIN(CASE WHEN visible_at <= ?1 THEN sent_at END) \
+                 FROM {t} WHERE queue = ?2"
+            ),
+        }
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(db)`
+fn db(error: sqlx::Error) -> QueueError {
+    match &error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            QueueError::Transient(error.to_string())
+        }
+        // SQLITE_BUSY / SQLITE_LOCKED: another process held the lock too long.
+        sqlx::Error::Database(e) if matches!(e.code().as_deref(), Some("5" | "6" | "517" | "262")) => {
+            QueueError::Transient(error.to_string())
+        }
+        _ => QueueError::Other(error.to_string()),
+    }
+}
+
+impl SqliteQueue {
+    /// Opens (creating the file and its directory if missing) the queue
+    /// `name` in the SQLite database at `path`, with default options.
+    ///
+    /// # Errors
+    /// [`QueueError::Other`] when the file cannot be opened or migrated.
+    pub async fn open(path: impl AsRef<std::path::Path>, name: &str) -> Result<Self, QueueError> {
+        Self::open_with(path, name, SqlQueueOptions::with_poll_interval(Duration::from_millis(100)), false).await
+    }
+
+    /// The default options of a SQLite queue (poll interval 100 ms).
+    pub fn options() -> SqlQueueOptions {
+        SqlQueueOptions::with_poll_interval(Duration::from_millis(100))
+    }
+
+    /// Opens the queue `name` at `path` with `options`; `full_sync` sets
+    /// `synchronous = FULL` (every commit fsynced: survives a power loss too,
+    /// at a cost in throughput) instead of `NORMAL`.
+    ///
+    /// # Errors
+    /// [`QueueError::Invalid`] for a bad table prefix; [`QueueError::Other`]
+    /// when the file cannot be opened or migrated.
+    pub async fn open_with(
+        path: impl AsRef<std::path::Path>,
+        name: &str,
+        options: SqlQueueOptions,
+        full_sync: bool,
+    ) -> Result<Self, QueueError> {
+        options.check_prefix()?;
+        let path = path.as_ref();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| QueueError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let connect = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(db)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(connect).await.map_err(db)?;
+        let queue = Self {
+            pool,
+            name: name.to_owned(),
+            fifo: name.ends_with(".fifo"),
+            sql: Arc::new(Statements::new(&options.table_prefix)),
+            options: Arc::new(options),
+            wakers: Wakers::default(),
+        };
+        queue.migrate().await?;
+        Ok(queue)
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The connection pool (for transactional sends, [`send_in`](Self::send_in)).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Applies the migrations not applied yet, all under SQLite's write lock
+    /// (`BEGIN IMMEDIATE`): processes opening the file at once serialize, and
+    /// each finds the versions the one before it applied.
+    async fn migrate(&self) -> Result<(), QueueError> {
+        let p = &self.options.table_prefix;
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await.map_err(db)?;
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS {p}tasks_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL)"
+        ))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        for (version, statements) in MIGRATIONS {
+            let applied: bool =
+                sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {p}tasks_migrations WHERE version = ?)"))
+                    .bind(version)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            if applied {
+                continue;
+            }
+            for statement in *statements {
+                sqlx::query(&statement.replace("{p}", p)).execute(&mut *tx).await.map_err(db)?;
+            }
+            sqlx::query(&format!("INSERT INTO {p}tasks_migrations (version, applied_ms) VALUES (?, ?)"))
+                .bind(version)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    /// Writes `messages` in the caller's transaction (or on any connection to
+    /// this database): they exist exactly when the caller's other writes do —
+    /// the outbox pattern without an outbox. Returns each one's id or error,
+    /// in order. Receives in this process are woken at once (they find the
+    /// messages when the transaction commits), others within the poll interval.
+    ///
+    /// # Errors
+    /// Per entry: [`QueueError::TooLarge`], [`QueueError::Invalid`]; as a
+    /// whole: the database's error (the caller's transaction is then unusable).
+    pub async fn send_in(
+        &self,
+        conn: &mut SqliteConnection,
+        messages: Vec<Outgoing>,
+    ) -> Result<Vec<EntryResult<String>>, QueueError> {
+        let now = now_ms();
+        let mut results = Vec::with_capacity(messages.len());
+        for message in messages {
+            results.push(match check(&message, self.options.max_message_size, self.fifo) {
+                Ok(()) => Ok(self.insert(conn, message, now).await?),
+                Err(e) => Err(e),
+            });
+        }
+        self.wakers.wake(&self.name);
+        Ok(results)
+    }
+
+    async fn insert(&self, conn: &mut SqliteConnection, message: Outgoing, now: i64) -> Result<String, QueueError> {
+        let dedup = message.dedup_id.clone().filter(|_| self.fifo);
+        if let Some(dedup) = &dedup {
+            let window = now - millis(DEDUP_WINDOW);
+            sqlx::query(&self.sql.dedup_expire).bind(&self.name).bind(window).execute(&mut *conn).await.map_err(db)?;
+            let seen: Option<i64> = sqlx::query_scalar(&self.sql.dedup_find)
+                .bind(&self.name)
+                .bind(dedup)
+                .bind(window)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?;
+            if let Some(id) = seen {
+                return Ok(id.to_string());
+            }
+        }
+        let id: i64 = sqlx::query_scalar(&self.sql.insert)
+            .bind(&self.name)
+            .bind(message.body)
+            .bind(encode_attributes(&message.attributes)?)
+            .bind(message.group_id)
+            .bind(now + millis(message.delay))
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+        if let Some(dedup) = dedup {
+            sqlx::query(&self.sql.dedup_insert)
+                .bind(&self.name)
+                .bind(dedup)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+        }
+        Ok(id.to_string())
+    }
+
+    /// Claims up to `max` visible messages, hiding them for `visibility`.
+    async fn claim(&self, max: usize, visibility: Duration) -> Result<Vec<Message>, QueueError> {
+        let now = now_ms();
+        // A cheap read first: an idle queue takes no write lock.
+        let any: bool = sqlx::query_scalar(&self.sql.any_visible)
+            .bind(&self.name)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        if !any {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await.map_err(db)?;
+        if let Some((dead_letter, max_receives)) = &self.options.redrive {
+            let moved = sqlx::query(&self.sql.redrive)
+                .bind(dead_letter)
+                .bind(now)
+                .bind(now)
+                .bind(&self.name)
+                .bind(now)
+                .bind(i64::from(*max_receives))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if moved.rows_affected() > 0 {
+                sqlx::query(&self.sql.redriven)
+                    .bind(&self.name)
+                    .bind(now)
+                    .bind(i64::from(*max_receives))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
+        let until = now.saturating_add(millis(visibility));
+        let limit = i64::try_from(max).unwrap_or(10);
+        let rows = if self.fifo {
+            sqlx::query(&self.sql.claim_fifo)
+                .bind(until)
+                .bind(&self.name)
+                .bind(now)
+                .bind(&self.name)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await
+        } else {
+            sqlx::query(&self.sql.claim).bind(until).bind(&self.name).bind(now).bind(limit).fetch_all(&mut *tx).await
+        }
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let mut messages = rows.iter().map(to_message).collect::<Result<Vec<_>, _>>()?;
+        messages.sort_by_key(|(id, _)| *id);
+        Ok(messages.into_iter().map(|(_, m)| m).collect())
+    }
+}
+
+fn to_message(row: &SqliteRow) -> Result<(i64, Message), QueueError> {
+    let id: i64 = row.try_get("id").map_err(db)?;
+    let receive_count: i64 = row.try_get("receive_count").map_err(db)?;
+    let attributes: String = row.try_get("attributes").map_err(db)?;
+    Ok((
+        id,
+        Message {
+            id: id.to_string(),
+            receipt: receipt(id, receive_count),
+            body: row.try_get("body").map_err(db)?,
+            attributes: decode_attributes(&attributes),
+            receive_count: u32::try_from(receive_count).unwrap_or(u32::MAX),
+            group_id: row.try_get("group_id").map_err(db)?,
+        },
+    ))
+}
+
+impl Queue for SqliteQueue {
+    async fn send(&self, message: Outgoing) -> Result<String, QueueError> {
+        check(&message, self.options.max_message_size, self.fifo)?;
+        let mut results = self.send_batch(vec![message]).await?;
+        results.pop().unwrap_or_else(|| Err(QueueError::Other("no result".into())))
+    }
+
+    async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<EntryResult<String>>, QueueError> {
+        check_batch(&messages, self.options.max_message_size)?;
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await.map_err(db)?;
+        let results = self.send_in(&mut tx, messages).await?;
+        tx.commit().await.map_err(db)?;
+        self.wakers.wake(&self.name);
+        Ok(results)
+    }
+
+    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Message>, QueueError> {
+        if !(1..=MAX_BATCH).contains(&max) || wait > MAX_WAIT || visibility > MAX_VISIBILITY {
+            return Err(QueueError::Invalid("receive: 1 to 10 messages, wait ≤ 20 s, visibility ≤ 12 h".into()));
+        }
+        let deadline = Instant::now() + wait;
+        let notify = self.wakers.of(&self.name);
+        loop {
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let messages = self.claim(max, visibility).await?;
+            let now = Instant::now();
+            if !messages.is_empty() || now >= deadline {
+                return Ok(messages);
+            }
+            let next = (now + self.options.poll_interval).min(deadline);
+            tokio::select! {
+                () = woken => {}
+                () = tokio::time::sleep_until(next) => {}
+            }
+        }
+    }
+
+    async fn delete_batch(&self, receipts: Vec<String>) -> Result<Vec<EntryResult<()>>, QueueError> {
+        if receipts.len() > MAX_BATCH {
+            return Err(QueueError::Invalid(format!("{} entries in one batch; at most 10", receipts.len())));
+        }
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await.map_err(db)?;
+        let mut results = Vec::with_capacity(receipts.len());
+        for receipt in &receipts {
+            let Ok((id, count)) = parse_receipt(receipt) else {
+                results.push(Err(QueueError::InvalidReceipt));
+                continue;
+            };
+            let done = sqlx::query(&self.sql.delete)
+                .bind(id)
+                .bind(&self.name)
+                .bind(count)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            results.push(if done.rows_affected() == 1 {
+                Ok(())
+            } else {
+                // Gone already (SQS accepts a repeated delete), or received again since.
+                let exists: bool = sqlx::query_scalar(&self.sql.exists)
+                    .bind(id)
+                    .bind(&self.name)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                if exists { Err(QueueError::InvalidReceipt) } else { Ok(()) }
+            });
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(results)
+    }
+
+    async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {
+        if timeout > MAX_VISIBILITY {
+            return Err(QueueError::Invalid(format!("visibility of {timeout:?} exceeds 12 hours")));
+        }
+        let (id, count) = parse_receipt(receipt)?;
+        let done = sqlx::query(&self.sql.change_visibility)
+            .bind(now_ms().saturating_add(millis(timeout)))
+            .bind(id)
+            .bind(&self.name)
+            .bind(count)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(QueueError::InvalidReceipt);
+        }
+        if timeout.is_zero() {
+            self.wakers.wake(&self.name);
+        }
+        Ok(())
+    }
+
+    async fn attributes(&self) -> Result<QueueAttributes, QueueError> {
+        let now = now_ms();
+        let row = sqlx::query(&self.sql.depth).bind(now).bind(&self.name).fetch_one(&self.pool).await.map_err(db)?;
+        let count = |i: usize| row.try_get::<i64, _>(i).map(|n| u64::try_from(n).unwrap_or(0)).map_err(db);
+        Ok(QueueAttributes {
+            visible: count(0)?,
+            in_flight: count(1)?,
+            delayed: count(2)?,
+            max_message_size: self.options.max_message_size,
+            visibility_timeout: self.options.visibility_timeout,
+            fifo: self.fifo,
+            oldest_age: row
+                .try_get::<Option<i64>, _>(3)
+                .map_err(db)?
+                .map(|sent| Duration::from_millis(u64::try_from(now.saturating_sub(sent)).unwrap_or(0))),
+        })
+    }
+
+    /// The queue `name` in the same file, with the same options (no redrive).
+    async fn sibling(&self, name: &str) -> Result<Self, QueueError> {
+        let mut options = (*self.options).clone();
+        options.redrive = None;
+        Ok(Self {
+            pool: self.pool.clone(),
+            name: name.to_owned(),
+            fifo: name.ends_with(".fifo"),
+            options: Arc::new(options),
+            sql: self.sql.clone(),
+            wakers: self.wakers.clone(),
+        })
+    }
+}

@@ -171,7 +171,8 @@ mod sqlite {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_refuses_what_sqs_refuses() {
-        let q = sqlite("work").await.queue;
+        let db = sqlite("work").await;
+        let q = &db.queue;
         let big = Outgoing::new("x".repeat(300_000));
         assert!(matches!(q.send(big).await, Err(QueueError::TooLarge { .. })));
         assert!(matches!(q.send(Outgoing::new("nul \0 byte")).await, Err(QueueError::Invalid(_))));

@@ -1,5 +1,7 @@
 //! [`JobHook`]: task execution drives job status.
 
+use std::sync::Arc;
+
 use chassis_tasks::{BoxFuture, Hook, HookError, Proceed, RunOutcome, TaskContext};
 use uuid::Uuid;
 
@@ -25,13 +27,24 @@ use crate::model::{JobError, Status, TaskEnd, now_ms};
 #[derive(Debug, Clone)]
 pub struct JobHook {
     jobs: Jobs,
+    /// One lock per stripe of job ids: this process's tasks of one job update
+    /// it one at a time instead of racing (and retrying) on its version;
+    /// other processes' updates still meet the conditional write.
+    stripes: Arc<[tokio::sync::Mutex<()>; STRIPES]>,
 }
+
+const STRIPES: usize = 64;
 
 impl JobHook {
     /// A hook over `jobs`.
     pub fn new(jobs: Jobs) -> Self {
-        Self { jobs }
+        Self { jobs, stripes: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))) }
     }
+}
+
+/// The stripe of job `id`: its random low bits (UUID v7).
+fn stripe(id: Uuid) -> usize {
+    (id.as_u128() % STRIPES as u128) as usize
 }
 
 fn job_id(run: &TaskContext) -> Option<Uuid> {
@@ -42,8 +55,10 @@ impl Hook for JobHook {
     fn before(&self, run: &TaskContext) -> BoxFuture<Proceed> {
         let jobs = self.jobs.clone();
         let id = job_id(run);
+        let stripes = self.stripes.clone();
         Box::pin(async move {
             let Some(id) = id else { return Proceed::Run };
+            let _turn = stripes[stripe(id)].lock().await;
             let updated = jobs
                 .modify(id, |job| {
                     if job.status == Status::Cancelled {
@@ -76,8 +91,10 @@ impl Hook for JobHook {
         let id = job_id(run);
         let task = run.task.clone();
         let exec_id = run.exec_id.clone();
+        let stripes = self.stripes.clone();
         Box::pin(async move {
             let Some(id) = id else { return Ok(()) };
+            let _turn = stripes[stripe(id)].lock().await;
             let recorded = match outcome {
                 RunOutcome::Succeeded => {
                     jobs.record_task(id, &exec_id, TaskEnd::Succeeded, |job| {

@@ -219,3 +219,44 @@ impl<Q: Queue> Producer<Q> {
         }
     }
 }
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl<Q: crate::sql::TransactionalQueue> Producer<Q> {
+    /// Sends `tasks` inside the caller's transaction on the queue's database
+    /// (`&mut *tx` of a `sqlx::Transaction`): the service commits its own data
+    /// and the tasks together, or neither. Each task's execution id or error,
+    /// in order; nothing is sent for an entry that fails. Receivers see the
+    /// tasks when the transaction commits.
+    ///
+    /// # Errors
+    /// When the queue's attributes cannot be read, or the database fails as a
+    /// whole (the transaction is then unusable: roll it back).
+    pub async fn send_in(&self, conn: &mut Q::Connection, tasks: Vec<Task>) -> Result<Vec<Result<String>>> {
+        let max = self.max_size().await?;
+        let now = (self.clock)();
+        let mut results: Vec<Option<Result<String>>> = Vec::with_capacity(tasks.len());
+        let mut messages = Vec::with_capacity(tasks.len());
+        let mut slots = Vec::with_capacity(tasks.len());
+        for task in &tasks {
+            match task.message(now) {
+                Ok((message, _)) if message.size() > max => {
+                    results.push(Some(Err(Error::TooLarge { task: task.name.clone(), size: message.size(), max })));
+                }
+                Ok((message, exec_id)) => {
+                    slots.push((results.len(), exec_id));
+                    results.push(None);
+                    messages.push(message);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let sent = self.queue.send_in(conn, messages).await?;
+        for ((slot, exec_id), entry) in slots.into_iter().zip(sent) {
+            results[slot] = Some(entry.map(|_| exec_id).map_err(Error::Queue));
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Queue(QueueError::Other("missing entry result".into())))))
+            .collect())
+    }
+}

@@ -100,6 +100,26 @@ impl SqlQueueOptions {
     }
 }
 
+/// A queue whose sends can join the caller's database transaction: the
+/// messages exist exactly when the caller's other writes do (the outbox
+/// pattern without an outbox). [`Producer::send_in`](crate::Producer::send_in)
+/// sends tasks this way.
+pub trait TransactionalQueue: crate::queue::Queue {
+    /// The connection a transaction runs on (`SqliteConnection`, `PgConnection`;
+    /// a `sqlx::Transaction` dereferences to it).
+    type Connection: Send;
+
+    /// Writes `messages` on `conn`; each one's id or error, in order.
+    ///
+    /// # Errors
+    /// Per entry: the message's own; as a whole: the database's.
+    fn send_in(
+        &self,
+        conn: &mut Self::Connection,
+        messages: Vec<Outgoing>,
+    ) -> impl Future<Output = Result<Vec<crate::queue::EntryResult<String>>, QueueError>> + Send;
+}
+
 /// Wake-ups of long-polling receives in this process, by queue name, shared
 /// by the clones and siblings of one opened queue.
 #[derive(Debug, Clone, Default)]

@@ -546,3 +546,15 @@ impl Queue for PostgresQueue {
         })
     }
 }
+
+impl super::TransactionalQueue for PostgresQueue {
+    type Connection = PgConnection;
+
+    async fn send_in(
+        &self,
+        conn: &mut PgConnection,
+        messages: Vec<Outgoing>,
+    ) -> Result<Vec<EntryResult<String>>, QueueError> {
+        PostgresQueue::send_in(self, conn, messages).await
+    }
+}

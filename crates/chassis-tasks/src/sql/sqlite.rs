@@ -532,3 +532,15 @@ impl Queue for SqliteQueue {
         })
     }
 }
+
+impl super::TransactionalQueue for SqliteQueue {
+    type Connection = SqliteConnection;
+
+    async fn send_in(
+        &self,
+        conn: &mut SqliteConnection,
+        messages: Vec<Outgoing>,
+    ) -> Result<Vec<EntryResult<String>>, QueueError> {
+        SqliteQueue::send_in(self, conn, messages).await
+    }
+}

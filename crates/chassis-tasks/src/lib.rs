@@ -79,6 +79,15 @@
 //!   the received message deleted: its attempt count, and the receives a
 //!   queue's redrive policy counts, start afresh. (FIFO messages are hidden
 //!   instead, to keep their group's order; there a postponement is a receive.)
+//! - **A FIFO group keeps its order when a message fails.** A group's
+//!   messages run one after another; when one does not end (it is retried,
+//!   postponed, released, or kept after a failed step), the group's later
+//!   messages received with it are handed back unrun and come again after it
+//!   (the queue delivers nothing more of a group while one of its messages is
+//!   in flight). On the worker that handed them back, such receives are not
+//!   attempts; elsewhere, and for a redrive policy's `maxReceiveCount`, they
+//!   count (leave headroom on FIFO queues). FIFO tasks are sent without a
+//!   per-message delay (SQS refuses one): a task due later holds its group back.
 //! - **Batches fit.** [`Producer::send_all`] splits by count (10) and by payload
 //!   ([`batch_payload_limit`]); the embedded queue refuses what SQS refuses.
 //!

@@ -8,5 +8,6 @@
 mod conformance;
 mod crash;
 mod delivery;
+mod fifo;
 mod moto;
 mod worker;

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod delivery;
+mod fifo;
 mod memory;
 mod support;
 mod wire_compat;

@@ -53,7 +53,10 @@
 //!   `attempt`, `job_id`, `job_name`; metrics `chassis_tasks_received_total`,
 //!   `_succeeded_total`, `_failed_total`, `_retried_total`,
 //!   `_dead_lettered_total`, `_discarded_total`, `_hook_failures_total` (label
-//!   `task`), `chassis_tasks_in_flight`, `chassis_tasks_handler_duration_seconds`.
+//!   `task`: a registered task's name, or `unknown` for every other name a
+//!   message carries — another service's task, a malformed message — so that
+//!   messages cannot add series), `chassis_tasks_in_flight`,
+//!   `chassis_tasks_handler_duration_seconds`.
 //!
 //! # Delivery guarantees
 //!

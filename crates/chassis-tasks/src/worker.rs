@@ -125,7 +125,20 @@ struct Shared<Q> {
 /// (attempts then count those receives, as they would on another worker).
 const MAX_UNRUN: usize = 10_000;
 
+/// The `task` label of a task name that is not registered: names arrive in
+/// messages (another service's tasks, malformed messages), and each label value
+/// is a series kept for the life of the process. (A task registered as
+/// `unknown` shares the bucket.)
+const UNKNOWN_TASK_LABEL: &str = "unknown";
+
 impl<Q> Shared<Q> {
+    /// The `task` label for a name taken from a message: the name if it is
+    /// registered, else [`UNKNOWN_TASK_LABEL`].
+    fn task_label(&self, task: &str) -> String {
+        let known = self.registry.tasks.contains_key(task);
+        if known { task } else { UNKNOWN_TASK_LABEL }.to_owned()
+    }
+
     /// Takes the receives this worker released unrun off the message's count,
     /// so that its attempt counts its runs.
     fn correct_attempt(&self, message: &mut Message) {
@@ -781,7 +794,8 @@ impl<Q: Queue + Clone> Run<Q> {
                     wait *= 2;
                 }
                 Err(error) => {
-                    metrics::counter!("chassis_tasks_hook_failures_total", "task" => ctx.task.clone()).increment(1);
+                    metrics::counter!("chassis_tasks_hook_failures_total", "task" => self.shared.task_label(&ctx.task))
+                        .increment(1);
                     let again = self.shared.config.backoff.delay(message.receive_count);
                     tracing::error!(
                         %error,
@@ -869,7 +883,7 @@ impl<Q: Queue + Clone> Run<Q> {
     /// the message is kept and comes back.
     async fn dead_letter(&self, message: &Message, task: &str, reason: &str) -> bool {
         let Some(dead_letter) = &self.shared.dead_letter else {
-            metrics::counter!("chassis_tasks_discarded_total", "task" => task.to_owned()).increment(1);
+            metrics::counter!("chassis_tasks_discarded_total", "task" => self.shared.task_label(task)).increment(1);
             self.shared.counters.discarded.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 %reason,
@@ -888,7 +902,8 @@ impl<Q: Queue + Clone> Run<Q> {
         }
         match dead_letter.send(outgoing).await {
             Ok(_) => {
-                metrics::counter!("chassis_tasks_dead_lettered_total", "task" => task.to_owned()).increment(1);
+                metrics::counter!("chassis_tasks_dead_lettered_total", "task" => self.shared.task_label(task))
+                    .increment(1);
                 self.shared.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(%reason, message_id = %message.id, "task dead-lettered");
                 let _ = self.acks.send(message.receipt.clone());

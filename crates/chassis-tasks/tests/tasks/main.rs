@@ -4,6 +4,7 @@
 mod conformance;
 mod delivery;
 mod fifo;
+mod labels;
 mod memory;
 mod support;
 mod wire_compat;

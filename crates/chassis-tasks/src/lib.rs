@@ -48,7 +48,9 @@
 //!   queue errors retried with a capped backoff and reported to [`Health`].
 //! - **Graceful shutdown** on a `CancellationToken`: receiving stops, in-flight
 //!   tasks finish within the deadline, everything else is released (visible
-//!   at once), pending deletes are flushed.
+//!   at once), pending deletes are flushed — all within
+//!   `shutdown_deadline_secs`, even when the queue hangs (what is still
+//!   waiting then is abandoned and comes back after its visibility timeout).
 //! - **Observability**: each run is a `task` span with `task`, `exec_id`,
 //!   `attempt`, `job_id`, `job_name`; metrics `chassis_tasks_received_total`,
 //!   `_succeeded_total`, `_failed_total`, `_retried_total`,

@@ -264,6 +264,15 @@ impl<Q: Queue + Clone> Worker<Q> {
     /// finish within the shutdown deadline, releases what it cannot finish,
     /// flushes acks and returns.
     ///
+    /// It returns at most `shutdown_deadline_secs` after `shutdown` fires,
+    /// whatever the queue does. Tasks, and a receive in progress that may not
+    /// be dropped ([`Queue::CANCEL_SAFE_RECEIVE`]), have the deadline less a
+    /// fifth of it (at most 2 s); then unfinished tasks are stopped and their
+    /// messages handed back, and pending deletes flushed, in the time left.
+    /// Whatever is still waiting on the queue at the deadline (a hung receive,
+    /// release or delete) is abandoned: its messages come back after their
+    /// visibility timeout, and a task whose delete was abandoned runs again.
+    ///
     /// A configured `tasks.dead_letter_queue` is opened first; until it is
     /// open, the worker receives nothing and its [`Health`] says why.
     pub async fn run(self, shutdown: CancellationToken) -> Report {
@@ -281,8 +290,9 @@ impl<Q: Queue + Clone> Worker<Q> {
         let slots = Arc::new(Semaphore::new(concurrency));
         let tracker = TaskTracker::new();
         let hard_stop = CancellationToken::new();
+        let abandon = CancellationToken::new();
         let (ack_tx, ack_rx) = mpsc::unbounded_channel::<String>();
-        let acker = tokio::spawn(acker(shared.queue.clone(), ack_rx));
+        let mut acker = tokio::spawn(acker(shared.queue.clone(), ack_rx));
         shared.health.inner.consumer_alive.store(true, Ordering::Release);
         shared.health.queue(Ok(()));
 
@@ -296,25 +306,53 @@ impl<Q: Queue + Clone> Worker<Q> {
                 tracker: tracker.clone(),
                 shutdown: shutdown.clone(),
                 hard_stop: hard_stop.clone(),
+                abandon: abandon.clone(),
                 acks: ack_tx.clone(),
             };
             polling.spawn(ctx.run());
         }
-        while polling.join_next().await.is_some() {}
-        shared.health.inner.consumer_alive.store(false, Ordering::Release);
-
-        tracker.close();
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = async { while polling.join_next().await.is_some() {} } => {}
+        }
+        // Every wait from here on ends by `finish_by`. Tasks, and a receive
+        // in progress, have until `tasks_by`; the rest is kept for handing
+        // back what is unfinished and flushing deletes.
         let deadline = Duration::from_secs(shared.config.shutdown_deadline_secs);
-        if tokio::time::timeout(deadline, tracker.wait()).await.is_err() {
+        let finish_by = tokio::time::Instant::now() + deadline;
+        let tasks_by = finish_by - cleanup_reserve(deadline);
+        let finished = tokio::time::timeout_at(tasks_by, async {
+            while polling.join_next().await.is_some() {}
+            tracker.close();
+            tracker.wait().await;
+        })
+        .await;
+        shared.health.inner.consumer_alive.store(false, Ordering::Release);
+        if finished.is_err() {
             tracing::warn!(
                 deadline_secs = deadline.as_secs(),
-                "tasks still running at the shutdown deadline; releasing them"
+                "tasks or a receive still running at the shutdown deadline; releasing them"
             );
             hard_stop.cancel();
-            tracker.wait().await;
         }
-        drop(ack_tx);
-        let _ = acker.await;
+        let cleaned = tokio::time::timeout_at(finish_by, async {
+            while polling.join_next().await.is_some() {}
+            tracker.close();
+            tracker.wait().await;
+            drop(ack_tx);
+            let _ = (&mut acker).await;
+        })
+        .await;
+        if cleaned.is_err() {
+            tracing::warn!(
+                deadline_secs = deadline.as_secs(),
+                "queue calls unfinished at the shutdown deadline (releases, deletes, a receive) are abandoned; their \
+                 messages come back after their visibility timeout"
+            );
+            abandon.cancel();
+            polling.abort_all();
+            acker.abort();
+        }
         let c = &shared.counters;
         Report {
             received: c.received.load(Ordering::Relaxed),
@@ -327,12 +365,22 @@ impl<Q: Queue + Clone> Worker<Q> {
     }
 }
 
+/// The part of the shutdown deadline kept, after tasks are stopped, for
+/// handing back their messages and flushing deletes: a fifth, at most 2 s.
+fn cleanup_reserve(deadline: Duration) -> Duration {
+    (deadline / 5).min(Duration::from_secs(2))
+}
+
 /// Opens the configured dead-letter queue, retrying with a capped backoff
 /// (reported to the health) until it opens or `shutdown` fires (`None`).
 async fn open_dead_letter<Q: Queue + Clone>(shared: &Shared<Q>, name: &str, shutdown: &CancellationToken) -> Option<Q> {
     let mut failures = 0u32;
     loop {
-        match shared.queue.sibling(name).await {
+        let opened = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            opened = shared.queue.sibling(name) => opened,
+        };
+        match opened {
             Ok(queue) => return Some(queue),
             Err(error) => {
                 failures += 1;
@@ -410,6 +458,8 @@ struct Poller<Q> {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     hard_stop: CancellationToken,
+    /// Cancelled at the shutdown deadline: tasks still running are dropped.
+    abandon: CancellationToken,
     acks: mpsc::UnboundedSender<String>,
 }
 
@@ -446,8 +496,19 @@ impl<Q: Queue + Clone> Poller<Q> {
                     received = receive => received,
                 }
             } else {
-                // Abandoning an SQS receive would hide the messages it got.
-                receive.await
+                // Abandoning an SQS receive would hide the messages it got:
+                // it may finish, until tasks must stop.
+                tokio::select! {
+                    biased;
+                    received = receive => received,
+                    () = self.hard_stop.cancelled() => {
+                        tracing::warn!(
+                            "a receive still waiting at the shutdown deadline is abandoned; messages it received \
+                             come back after their visibility timeout"
+                        );
+                        return;
+                    }
+                }
             };
             let messages = match received {
                 Ok(messages) => {
@@ -479,7 +540,8 @@ impl<Q: Queue + Clone> Poller<Q> {
                 let permits: Vec<_> = permits.drain(..group.len().min(permits.len())).collect();
                 let run =
                     Run { shared: self.shared.clone(), acks: self.acks.clone(), hard_stop: self.hard_stop.clone() };
-                self.tracker.spawn(async move {
+                let abandon = self.abandon.clone();
+                self.tracker.spawn(abandon.run_until_cancelled_owned(async move {
                     let mut rest = group.into_iter();
                     while let Some(message) = rest.next() {
                         let id = message.id.clone();
@@ -493,7 +555,7 @@ impl<Q: Queue + Clone> Poller<Q> {
                         }
                     }
                     drop(permits);
-                });
+                }));
             }
         }
     }

@@ -10,4 +10,5 @@ mod crash;
 mod delivery;
 mod fifo;
 mod moto;
+mod shutdown;
 mod worker;

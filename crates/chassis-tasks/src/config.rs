@@ -65,7 +65,11 @@ pub struct Config {
     /// An execution timeout for every task, in seconds, at least 1. Default: none.
     #[serde(deserialize_with = "bounds::some_at_least::<_, u64, 1>")]
     pub task_timeout_secs: Option<u64>,
-    /// How long in-flight tasks may run on after shutdown begins, in seconds. Default: 30.
+    /// The longest a worker's shutdown takes, in seconds: in-flight tasks may
+    /// run on for this less a fifth (at most 2 s), which is kept for handing
+    /// back unfinished messages and flushing deletes; queue calls still
+    /// waiting at the end are abandoned (see [`Worker::run`](crate::Worker::run)).
+    /// Default: 30.
     pub shutdown_deadline_secs: u64,
 }
 

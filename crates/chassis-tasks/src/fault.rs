@@ -10,7 +10,8 @@ use crate::queue::{EntryResult, Message, Outgoing, Queue, QueueAttributes, Queue
 /// Wraps a queue and, on demand, fails its calls the way SQS can: throttled
 /// receives and sends, deletes whose receipt is reported invalid (the message
 /// stays and comes back after its visibility timeout — a lost delete), and
-/// sends that never complete (a process stopping mid-send). Cheap to clone:
+/// calls that never complete (a process stopping mid-send, a connection that
+/// never answers). Cheap to clone:
 /// clones share the faults, so a test keeps one to steer the worker's.
 ///
 /// ```
@@ -37,11 +38,21 @@ struct Faults {
     deletes_seen: AtomicU64,
     deletes_lost: AtomicU64,
     hang_sends: AtomicBool,
+    hang_receives: AtomicBool,
+    hang_deletes: AtomicBool,
+    hang_visibility_changes: AtomicBool,
 }
 
 /// Takes one from `counter` if it is above zero; whether it did.
 fn take(counter: &AtomicU32) -> bool {
     counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+}
+
+/// Never completes if `hang` is set when called.
+async fn hang_while(hang: &AtomicBool) {
+    if hang.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
 }
 
 impl<Q> FaultyQueue<Q> {
@@ -81,6 +92,23 @@ impl<Q> FaultyQueue<Q> {
     /// While `hang` holds, send calls never complete.
     pub fn hang_sends(&self, hang: bool) {
         self.faults.hang_sends.store(hang, Ordering::SeqCst);
+    }
+
+    /// While `hang` holds, receives never complete (a connection that never
+    /// answers). A receive already waiting in the wrapped queue is not affected.
+    pub fn hang_receives(&self, hang: bool) {
+        self.faults.hang_receives.store(hang, Ordering::SeqCst);
+    }
+
+    /// While `hang` holds, delete calls never complete.
+    pub fn hang_deletes(&self, hang: bool) {
+        self.faults.hang_deletes.store(hang, Ordering::SeqCst);
+    }
+
+    /// While `hang` holds, visibility changes (releases, retries, heartbeats)
+    /// never complete.
+    pub fn hang_visibility_changes(&self, hang: bool) {
+        self.faults.hang_visibility_changes.store(hang, Ordering::SeqCst);
     }
 
     /// How many delete entries were lost so far.
@@ -123,6 +151,7 @@ impl<Q: Queue + Clone> Queue for FaultyQueue<Q> {
     }
 
     async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Message>, QueueError> {
+        hang_while(&self.faults.hang_receives).await;
         if take(&self.faults.receives_to_fail) {
             return Err(QueueError::Transient("injected: ThrottlingException on receive".into()));
         }
@@ -130,6 +159,7 @@ impl<Q: Queue + Clone> Queue for FaultyQueue<Q> {
     }
 
     async fn delete_batch(&self, receipts: Vec<String>) -> Result<Vec<EntryResult<()>>, QueueError> {
+        hang_while(&self.faults.hang_deletes).await;
         let (lost, kept): (Vec<_>, Vec<_>) = receipts.into_iter().enumerate().partition(|_| self.lose_this_delete());
         let (positions, kept): (Vec<usize>, Vec<String>) = kept.into_iter().unzip();
         let mut results: Vec<EntryResult<()>> = vec![Err(QueueError::InvalidReceipt); lost.len() + kept.len()];
@@ -142,6 +172,7 @@ impl<Q: Queue + Clone> Queue for FaultyQueue<Q> {
     }
 
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {
+        hang_while(&self.faults.hang_visibility_changes).await;
         self.inner.change_visibility(receipt, timeout).await
     }
 

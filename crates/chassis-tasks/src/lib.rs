@@ -48,12 +48,17 @@
 //!   queue errors retried with a capped backoff and reported to [`Health`].
 //! - **Graceful shutdown** on a `CancellationToken`: receiving stops, in-flight
 //!   tasks finish within the deadline, everything else is released (visible
-//!   at once), pending deletes are flushed.
+//!   at once), pending deletes are flushed — all within
+//!   `shutdown_deadline_secs`, even when the queue hangs (what is still
+//!   waiting then is abandoned and comes back after its visibility timeout).
 //! - **Observability**: each run is a `task` span with `task`, `exec_id`,
 //!   `attempt`, `job_id`, `job_name`; metrics `chassis_tasks_received_total`,
 //!   `_succeeded_total`, `_failed_total`, `_retried_total`,
 //!   `_dead_lettered_total`, `_discarded_total`, `_hook_failures_total` (label
-//!   `task`), `chassis_tasks_in_flight`, `chassis_tasks_handler_duration_seconds`.
+//!   `task`: a registered task's name, or `unknown` for every other name a
+//!   message carries — another service's task, a malformed message — so that
+//!   messages cannot add series), `chassis_tasks_in_flight`,
+//!   `chassis_tasks_handler_duration_seconds`.
 //!
 //! # Delivery guarantees
 //!
@@ -79,6 +84,15 @@
 //!   the received message deleted: its attempt count, and the receives a
 //!   queue's redrive policy counts, start afresh. (FIFO messages are hidden
 //!   instead, to keep their group's order; there a postponement is a receive.)
+//! - **A FIFO group keeps its order when a message fails.** A group's
+//!   messages run one after another; when one does not end (it is retried,
+//!   postponed, released, or kept after a failed step), the group's later
+//!   messages received with it are handed back unrun and come again after it
+//!   (the queue delivers nothing more of a group while one of its messages is
+//!   in flight). On the worker that handed them back, such receives are not
+//!   attempts; elsewhere, and for a redrive policy's `maxReceiveCount`, they
+//!   count (leave headroom on FIFO queues). FIFO tasks are sent without a
+//!   per-message delay (SQS refuses one): a task due later holds its group back.
 //! - **Batches fit.** [`Producer::send_all`] splits by count (10) and by payload
 //!   ([`batch_payload_limit`]); the embedded queue refuses what SQS refuses.
 //!

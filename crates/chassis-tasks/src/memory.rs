@@ -87,8 +87,10 @@ pub struct MemoryQueueBuilder {
 }
 
 impl MemoryQueueBuilder {
-    /// A FIFO queue: groups are delivered in order, one in-flight batch per group,
-    /// and deduplication ids are remembered for 5 minutes.
+    /// A FIFO queue: groups are delivered in order, one in-flight batch per group
+    /// (nothing more of a group while one of its messages is in flight), a
+    /// message that comes back is first in its group again, and deduplication
+    /// ids are remembered for 5 minutes.
     pub fn fifo(mut self) -> Self {
         self.fifo = true;
         self
@@ -179,6 +181,9 @@ impl MemoryQueue {
         if self.inner.fifo && message.group_id.is_none() {
             return Err(QueueError::Invalid("a FIFO queue needs a message group id".into()));
         }
+        if self.inner.fifo && !message.delay.is_zero() {
+            return Err(QueueError::Invalid("a FIFO queue refuses per-message delays".into()));
+        }
         let now = Instant::now();
         let mut state = self.state();
         if let (true, Some(dedup)) = (self.inner.fifo, &message.dedup_id) {
@@ -224,7 +229,7 @@ impl MemoryQueue {
             if let Some(entry) = state.entries.get_mut(&id) {
                 if entry.version == version {
                     entry.status = Status::Ready;
-                    state.ready.push_back(id);
+                    Self::make_ready(&mut state.ready, id, self.inner.fifo);
                 }
             }
         }
@@ -282,6 +287,19 @@ impl MemoryQueue {
         }
         let next = state.hidden.peek().map(|Reverse((at, _, _))| *at);
         (out, next)
+    }
+
+    /// Queues a message that became visible. On a FIFO queue `ready` stays in
+    /// send order (ids grow with each send), so a message that comes back —
+    /// released, or its visibility timeout over — is again first in its
+    /// group, as on SQS; on a standard queue it goes to the back.
+    fn make_ready(ready: &mut VecDeque<u64>, id: u64, fifo: bool) {
+        if fifo {
+            let at = ready.partition_point(|&other| other < id);
+            ready.insert(at, id);
+        } else {
+            ready.push_back(id);
+        }
     }
 
     /// The entry a receipt designates, if it is the latest receipt of a message in flight.
@@ -371,7 +389,7 @@ impl Queue for MemoryQueue {
         let version = entry.version;
         if timeout.is_zero() {
             entry.status = Status::Ready;
-            state.ready.push_back(id);
+            Self::make_ready(&mut state.ready, id, self.inner.fifo);
         } else {
             state.hidden.push(Reverse((now + timeout, version, id)));
         }

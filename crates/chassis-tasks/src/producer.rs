@@ -69,7 +69,9 @@ impl Task {
         self
     }
 
-    /// FIFO queues: the message group and deduplication id.
+    /// FIFO queues: the message group and deduplication id. A FIFO message
+    /// is sent without a delay (SQS refuses one); a task due later is held
+    /// back by the worker, and the rest of its group waits behind it.
     pub fn fifo(mut self, group_id: impl Into<String>, dedup_id: impl Into<String>) -> Self {
         self.fifo = Some((group_id.into(), dedup_id.into()));
         self
@@ -98,7 +100,9 @@ impl Task {
             .map_err(|source| Error::Serialize { task: self.name.clone(), source })?
             .delay(delay);
         let message = match &self.fifo {
-            Some((group, dedup)) => message.fifo(group, dedup),
+            // FIFO queues refuse per-message delays: the `when` attribute
+            // holds the task (and so its group) back until it is due.
+            Some((group, dedup)) => message.delay(Duration::ZERO).fifo(group, dedup),
             None => message,
         };
         Ok((message, exec_id))

@@ -187,7 +187,11 @@ pub trait Queue: Send + Sync + 'static {
     /// Whether a `receive` future may be dropped before it completes without
     /// losing messages to their visibility timeout. SQS's may not (the service
     /// may already have handed the messages out), so a stopping worker lets a
-    /// receive in progress finish — up to the long-poll wait. Default: `false`.
+    /// receive in progress finish — usually within the long-poll wait — but
+    /// never past its shutdown deadline: a receive that hangs (a connection
+    /// that never answers) is abandoned then, and any messages it received
+    /// come back after their visibility timeout. A cancel-safe receive is
+    /// dropped as soon as the stop begins. Default: `false`.
     const CANCEL_SAFE_RECEIVE: bool = false;
 
     /// Sends one message; returns its id.

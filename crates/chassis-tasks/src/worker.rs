@@ -116,6 +116,52 @@ struct Shared<Q> {
     metrics: HashMap<String, TaskMetrics>,
     hook: Option<Arc<dyn Hook>>,
     in_flight: metrics::Gauge,
+    /// FIFO messages this worker received and released unrun behind a failed
+    /// message of their group, by message id: receives that were not attempts.
+    unrun: Mutex<HashMap<String, u32>>,
+}
+
+/// The most messages [`Shared::unrun`] remembers; past it, it starts afresh
+/// (attempts then count those receives, as they would on another worker).
+const MAX_UNRUN: usize = 10_000;
+
+/// The `task` label of a task name that is not registered: names arrive in
+/// messages (another service's tasks, malformed messages), and each label value
+/// is a series kept for the life of the process. (A task registered as
+/// `unknown` shares the bucket.)
+const UNKNOWN_TASK_LABEL: &str = "unknown";
+
+impl<Q> Shared<Q> {
+    /// The `task` label for a name taken from a message: the name if it is
+    /// registered, else [`UNKNOWN_TASK_LABEL`].
+    fn task_label(&self, task: &str) -> String {
+        let known = self.registry.tasks.contains_key(task);
+        if known { task } else { UNKNOWN_TASK_LABEL }.to_owned()
+    }
+
+    /// Takes the receives this worker released unrun off the message's count,
+    /// so that its attempt counts its runs.
+    fn correct_attempt(&self, message: &mut Message) {
+        let unrun = self.unrun.lock().unwrap_or_else(PoisonError::into_inner).get(&message.id).copied();
+        if let Some(unrun) = unrun {
+            message.receive_count = message.receive_count.saturating_sub(unrun).max(1);
+        }
+    }
+
+    fn released_unrun(&self, message: &Message) {
+        let mut unrun = self.unrun.lock().unwrap_or_else(PoisonError::into_inner);
+        if unrun.len() >= MAX_UNRUN && !unrun.contains_key(&message.id) {
+            unrun.clear();
+        }
+        *unrun.entry(message.id.clone()).or_default() += 1;
+    }
+
+    fn ended(&self, message_id: &str) {
+        let mut unrun = self.unrun.lock().unwrap_or_else(PoisonError::into_inner);
+        if !unrun.is_empty() {
+            unrun.remove(message_id);
+        }
+    }
 }
 
 struct TaskMetrics {
@@ -158,6 +204,7 @@ impl<Q: Queue + Clone> Worker<Q> {
                 metrics: registry.tasks.keys().map(|task| (task.clone(), TaskMetrics::new(task))).collect(),
                 in_flight: metrics::gauge!("chassis_tasks_in_flight"),
                 hook: None,
+                unrun: Mutex::default(),
                 registry,
             }),
         })
@@ -217,6 +264,15 @@ impl<Q: Queue + Clone> Worker<Q> {
     /// finish within the shutdown deadline, releases what it cannot finish,
     /// flushes acks and returns.
     ///
+    /// It returns at most `shutdown_deadline_secs` after `shutdown` fires,
+    /// whatever the queue does. Tasks, and a receive in progress that may not
+    /// be dropped ([`Queue::CANCEL_SAFE_RECEIVE`]), have the deadline less a
+    /// fifth of it (at most 2 s); then unfinished tasks are stopped and their
+    /// messages handed back, and pending deletes flushed, in the time left.
+    /// Whatever is still waiting on the queue at the deadline (a hung receive,
+    /// release or delete) is abandoned: its messages come back after their
+    /// visibility timeout, and a task whose delete was abandoned runs again.
+    ///
     /// A configured `tasks.dead_letter_queue` is opened first; until it is
     /// open, the worker receives nothing and its [`Health`] says why.
     pub async fn run(self, shutdown: CancellationToken) -> Report {
@@ -234,8 +290,9 @@ impl<Q: Queue + Clone> Worker<Q> {
         let slots = Arc::new(Semaphore::new(concurrency));
         let tracker = TaskTracker::new();
         let hard_stop = CancellationToken::new();
+        let abandon = CancellationToken::new();
         let (ack_tx, ack_rx) = mpsc::unbounded_channel::<String>();
-        let acker = tokio::spawn(acker(shared.queue.clone(), ack_rx));
+        let mut acker = tokio::spawn(acker(shared.queue.clone(), ack_rx));
         shared.health.inner.consumer_alive.store(true, Ordering::Release);
         shared.health.queue(Ok(()));
 
@@ -249,25 +306,53 @@ impl<Q: Queue + Clone> Worker<Q> {
                 tracker: tracker.clone(),
                 shutdown: shutdown.clone(),
                 hard_stop: hard_stop.clone(),
+                abandon: abandon.clone(),
                 acks: ack_tx.clone(),
             };
             polling.spawn(ctx.run());
         }
-        while polling.join_next().await.is_some() {}
-        shared.health.inner.consumer_alive.store(false, Ordering::Release);
-
-        tracker.close();
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = async { while polling.join_next().await.is_some() {} } => {}
+        }
+        // Every wait from here on ends by `finish_by`. Tasks, and a receive
+        // in progress, have until `tasks_by`; the rest is kept for handing
+        // back what is unfinished and flushing deletes.
         let deadline = Duration::from_secs(shared.config.shutdown_deadline_secs);
-        if tokio::time::timeout(deadline, tracker.wait()).await.is_err() {
+        let finish_by = tokio::time::Instant::now() + deadline;
+        let tasks_by = finish_by - cleanup_reserve(deadline);
+        let finished = tokio::time::timeout_at(tasks_by, async {
+            while polling.join_next().await.is_some() {}
+            tracker.close();
+            tracker.wait().await;
+        })
+        .await;
+        shared.health.inner.consumer_alive.store(false, Ordering::Release);
+        if finished.is_err() {
             tracing::warn!(
                 deadline_secs = deadline.as_secs(),
-                "tasks still running at the shutdown deadline; releasing them"
+                "tasks or a receive still running at the shutdown deadline; releasing them"
             );
             hard_stop.cancel();
-            tracker.wait().await;
         }
-        drop(ack_tx);
-        let _ = acker.await;
+        let cleaned = tokio::time::timeout_at(finish_by, async {
+            while polling.join_next().await.is_some() {}
+            tracker.close();
+            tracker.wait().await;
+            drop(ack_tx);
+            let _ = (&mut acker).await;
+        })
+        .await;
+        if cleaned.is_err() {
+            tracing::warn!(
+                deadline_secs = deadline.as_secs(),
+                "queue calls unfinished at the shutdown deadline (releases, deletes, a receive) are abandoned; their \
+                 messages come back after their visibility timeout"
+            );
+            abandon.cancel();
+            polling.abort_all();
+            acker.abort();
+        }
         let c = &shared.counters;
         Report {
             received: c.received.load(Ordering::Relaxed),
@@ -280,12 +365,22 @@ impl<Q: Queue + Clone> Worker<Q> {
     }
 }
 
+/// The part of the shutdown deadline kept, after tasks are stopped, for
+/// handing back their messages and flushing deletes: a fifth, at most 2 s.
+fn cleanup_reserve(deadline: Duration) -> Duration {
+    (deadline / 5).min(Duration::from_secs(2))
+}
+
 /// Opens the configured dead-letter queue, retrying with a capped backoff
 /// (reported to the health) until it opens or `shutdown` fires (`None`).
 async fn open_dead_letter<Q: Queue + Clone>(shared: &Shared<Q>, name: &str, shutdown: &CancellationToken) -> Option<Q> {
     let mut failures = 0u32;
     loop {
-        match shared.queue.sibling(name).await {
+        let opened = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            opened = shared.queue.sibling(name) => opened,
+        };
+        match opened {
             Ok(queue) => return Some(queue),
             Err(error) => {
                 failures += 1;
@@ -363,6 +458,8 @@ struct Poller<Q> {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     hard_stop: CancellationToken,
+    /// Cancelled at the shutdown deadline: tasks still running are dropped.
+    abandon: CancellationToken,
     acks: mpsc::UnboundedSender<String>,
 }
 
@@ -402,8 +499,19 @@ impl<Q: Queue + Clone> Poller<Q> {
                     received = receive => received,
                 }
             } else {
-                // Abandoning an SQS receive would hide the messages it got.
-                receive.await
+                // Abandoning an SQS receive would hide the messages it got:
+                // it may finish, until tasks must stop.
+                tokio::select! {
+                    biased;
+                    received = receive => received,
+                    () = self.hard_stop.cancelled() => {
+                        tracing::warn!(
+                            "a receive still waiting at the shutdown deadline is abandoned; messages it received \
+                             come back after their visibility timeout"
+                        );
+                        return;
+                    }
+                }
             };
             let messages = match received {
                 Ok(messages) => {
@@ -435,12 +543,22 @@ impl<Q: Queue + Clone> Poller<Q> {
                 let permits: Vec<_> = permits.drain(..group.len().min(permits.len())).collect();
                 let run =
                     Run { shared: self.shared.clone(), acks: self.acks.clone(), hard_stop: self.hard_stop.clone() };
-                self.tracker.spawn(async move {
-                    for message in group {
-                        run.process(message).await;
+                let abandon = self.abandon.clone();
+                self.tracker.spawn(abandon.run_until_cancelled_owned(async move {
+                    let mut rest = group.into_iter();
+                    while let Some(message) = rest.next() {
+                        let id = message.id.clone();
+                        if run.process(message).await {
+                            run.shared.ended(&id);
+                        } else {
+                            // It stays (retried, postponed, released, kept):
+                            // the rest of its group must not run before it.
+                            release_behind(&run.shared, rest).await;
+                            break;
+                        }
                     }
                     drop(permits);
-                });
+                }));
             }
         }
     }
@@ -465,6 +583,25 @@ fn groups(messages: Vec<Message>) -> Vec<Vec<Message>> {
     out
 }
 
+/// Hands back, unrun, the messages of a FIFO group received after one that
+/// did not end. The queue delivers nothing more of the group while that one is
+/// in flight, and then it comes first: the group stays in order. A release
+/// that fails leaves its message in flight until its visibility timeout, which
+/// holds the group back the same way.
+async fn release_behind<Q: Queue>(shared: &Shared<Q>, messages: impl Iterator<Item = Message>) {
+    for message in messages {
+        match shared.queue.change_visibility(&message.receipt, Duration::ZERO).await {
+            Ok(()) => shared.released_unrun(&message),
+            Err(error) => tracing::warn!(
+                %error,
+                message_id = %message.id,
+                "could not hand back a message behind a failed one of its FIFO group; it returns after its \
+                 visibility timeout"
+            ),
+        }
+    }
+}
+
 async fn release<Q: Queue>(shared: &Shared<Q>, message: &Message) {
     match shared.queue.change_visibility(&message.receipt, Duration::ZERO).await {
         Ok(()) => {
@@ -481,10 +618,13 @@ struct Run<Q> {
 }
 
 impl<Q: Queue + Clone> Run<Q> {
-    async fn process(&self, message: Message) {
+    /// Runs one message to its outcome; whether the message ended (it is
+    /// deleted, or its delete is queued) rather than staying in the queue.
+    async fn process(&self, mut message: Message) -> bool {
+        self.shared.correct_attempt(&mut message);
         if self.hard_stop.is_cancelled() {
             release(&self.shared, &message).await;
-            return;
+            return false;
         }
         let mut envelope = match wire::decode(&message) {
             Ok(envelope) => envelope,
@@ -515,10 +655,10 @@ impl<Q: Queue + Clone> Run<Q> {
             job_id = envelope.job.as_ref().map(|j| j.id.as_str()),
             job_name = envelope.job.as_ref().map(|j| j.name.as_str()),
         );
-        self.execute(&message, &envelope, registered).instrument(span).await;
+        self.execute(&message, &envelope, registered).instrument(span).await
     }
 
-    async fn execute(&self, message: &Message, envelope: &Envelope, registered: &Registered) {
+    async fn execute(&self, message: &Message, envelope: &Envelope, registered: &Registered) -> bool {
         let task = envelope.task.as_str();
         let metrics = self.shared.metrics.get(task);
         if let Some(m) = metrics {
@@ -534,7 +674,7 @@ impl<Q: Queue + Clone> Run<Q> {
             if hook.before(&ctx).await == Proceed::Skip {
                 tracing::info!("task skipped by the worker's hook");
                 let _ = self.acks.send(message.receipt.clone());
-                return;
+                return true;
             }
         }
         let future = match (registered.handler)(&message.body, ctx.clone()) {
@@ -545,7 +685,7 @@ impl<Q: Queue + Clone> Run<Q> {
                     other => other.to_string(),
                 };
                 if !self.record(&ctx, RunOutcome::Failed(reason.clone()), message).await {
-                    return;
+                    return false;
                 }
                 return self.dead_letter(message, task, &reason).await;
             }
@@ -579,7 +719,7 @@ impl<Q: Queue + Clone> Run<Q> {
             // Shutdown deadline passed: the handler was dropped; give the
             // message back for another worker.
             release(&self.shared, message).await;
-            return;
+            return false;
         };
         let policy = &registered.policy;
         let max_failures = policy.max_failures.unwrap_or(self.shared.config.max_failures);
@@ -591,9 +731,11 @@ impl<Q: Queue + Clone> Run<Q> {
                 }
                 self.shared.counters.succeeded.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("task succeeded");
-                if self.record(&ctx, RunOutcome::Succeeded, message).await {
-                    let _ = self.acks.send(message.receipt.clone());
+                if !self.record(&ctx, RunOutcome::Succeeded, message).await {
+                    return false;
                 }
+                let _ = self.acks.send(message.receipt.clone());
+                true
             }
             TaskResult::Retry(after) if attempt < max_failures => {
                 if let Some(m) = metrics {
@@ -605,6 +747,7 @@ impl<Q: Queue + Clone> Run<Q> {
                 // Nothing final to record: a hook that misses a retry loses nothing.
                 self.notify(&ctx, RunOutcome::Retrying("the task asked to be retried".into())).await;
                 self.hide(message, wait).await;
+                false
             }
             TaskResult::Failure(reason) if attempt < max_failures => {
                 if let Some(m) = metrics {
@@ -617,17 +760,18 @@ impl<Q: Queue + Clone> Run<Q> {
                 tracing::warn!(%reason, retry_in_ms = wait.as_millis() as u64, "task failed; it will be retried");
                 self.notify(&ctx, RunOutcome::Retrying(reason)).await;
                 self.hide(message, wait).await;
+                false
             }
             TaskResult::Failure(reason) | TaskResult::Abandon(reason) => {
                 if let Some(m) = metrics {
                     m.failed.increment(1);
                 }
                 self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                self.exhausted(message, &ctx, policy.on_fail.as_ref(), &reason).await;
+                self.exhausted(message, &ctx, policy.on_fail.as_ref(), &reason).await
             }
             TaskResult::Retry(_) => {
                 self.shared.counters.failed.fetch_add(1, Ordering::Relaxed);
-                self.exhausted(message, &ctx, policy.on_fail.as_ref(), "retries exhausted").await;
+                self.exhausted(message, &ctx, policy.on_fail.as_ref(), "retries exhausted").await
             }
         }
     }
@@ -666,9 +810,10 @@ impl<Q: Queue + Clone> Run<Q> {
     /// send and the delete leaves two copies with one `exec_id`. FIFO messages
     /// are hidden instead (sending again would reorder their group), so there
     /// a postponement does count as a receive.
-    async fn postpone(&self, message: &Message, wait: Duration, unknown_receives: Option<u32>) {
+    async fn postpone(&self, message: &Message, wait: Duration, unknown_receives: Option<u32>) -> bool {
         if message.group_id.is_some() {
-            return self.hide(message, wait).await;
+            self.hide(message, wait).await;
+            return false;
         }
         let mut attributes = message.attributes.clone();
         if let Some(n) = unknown_receives {
@@ -678,10 +823,12 @@ impl<Q: Queue + Clone> Run<Q> {
         match self.shared.queue.send(again).await {
             Ok(_) => {
                 let _ = self.acks.send(message.receipt.clone());
+                true
             }
             Err(error) => {
                 tracing::warn!(%error, "could not postpone the task by sending it again; hiding it instead");
                 self.hide(message, wait).await;
+                false
             }
         }
     }
@@ -712,7 +859,8 @@ impl<Q: Queue + Clone> Run<Q> {
                     wait *= 2;
                 }
                 Err(error) => {
-                    metrics::counter!("chassis_tasks_hook_failures_total", "task" => ctx.task.clone()).increment(1);
+                    metrics::counter!("chassis_tasks_hook_failures_total", "task" => self.shared.task_label(&ctx.task))
+                        .increment(1);
                     let again = self.shared.config.backoff.delay(message.receive_count);
                     tracing::error!(
                         %error,
@@ -728,7 +876,7 @@ impl<Q: Queue + Clone> Run<Q> {
         false
     }
 
-    async fn unknown(&self, message: &Message, envelope: &Envelope) {
+    async fn unknown(&self, message: &Message, envelope: &Envelope) -> bool {
         let before: u32 = message.attributes.get(wire::UNKNOWN_RECEIVES).and_then(|n| n.parse().ok()).unwrap_or(0);
         let receives = before.saturating_add(message.receive_count);
         if receives >= self.shared.config.unknown_task_receives {
@@ -740,13 +888,13 @@ impl<Q: Queue + Clone> Run<Q> {
                 job: envelope.job.clone(),
             };
             if !self.record(&ctx, RunOutcome::Failed(reason.clone()), message).await {
-                return;
+                return false;
             }
             return self.dead_letter(message, &envelope.task, &reason).await;
         }
         tracing::warn!(task = %envelope.task, receives, "no handler for this task; postponed");
         let wait = Duration::from_secs(self.shared.config.unknown_task_delay_secs);
-        self.postpone(message, wait, Some(receives)).await;
+        self.postpone(message, wait, Some(receives)).await
     }
 
     /// A task whose failures are exhausted (or that gave up) ends, once: the
@@ -754,10 +902,10 @@ impl<Q: Queue + Clone> Run<Q> {
     /// derived from the task's, so a repeat sends the same execution), and the
     /// message is dead-lettered or, with no dead-letter queue, deleted. A step
     /// that fails keeps the message for a rerun, which repeats the steps.
-    async fn exhausted(&self, message: &Message, ctx: &TaskContext, on_fail: Option<&OnFail>, reason: &str) {
+    async fn exhausted(&self, message: &Message, ctx: &TaskContext, on_fail: Option<&OnFail>, reason: &str) -> bool {
         tracing::error!(%reason, attempt = message.receive_count, "TASK_FAILED: failures exhausted");
         if !self.record(ctx, RunOutcome::Failed(reason.to_owned()), message).await {
-            return;
+            return false;
         }
         if let Some(on_fail) = on_fail {
             let queue = match &on_fail.pool {
@@ -787,19 +935,20 @@ impl<Q: Queue + Clone> Run<Q> {
                     retry_in_ms = again.as_millis() as u64,
                     "could not send the on_fail task; the message is kept and comes back"
                 );
-                return self.hide(message, again).await;
+                self.hide(message, again).await;
+                return false;
             }
         }
-        self.dead_letter(message, &ctx.task, reason).await;
+        self.dead_letter(message, &ctx.task, reason).await
     }
 
     /// The end of a task that cannot run: sent to the dead-letter queue with
     /// the reason, then deleted; with no dead-letter queue, deleted with an
     /// ERROR line (as the Python original did). If the dead-letter send fails
     /// the message is kept and comes back.
-    async fn dead_letter(&self, message: &Message, task: &str, reason: &str) {
+    async fn dead_letter(&self, message: &Message, task: &str, reason: &str) -> bool {
         let Some(dead_letter) = &self.shared.dead_letter else {
-            metrics::counter!("chassis_tasks_discarded_total", "task" => task.to_owned()).increment(1);
+            metrics::counter!("chassis_tasks_discarded_total", "task" => self.shared.task_label(task)).increment(1);
             self.shared.counters.discarded.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
                 %reason,
@@ -808,7 +957,7 @@ impl<Q: Queue + Clone> Run<Q> {
                 "task cannot run and there is no dead-letter queue (tasks.dead_letter_queue); its message is deleted"
             );
             let _ = self.acks.send(message.receipt.clone());
-            return;
+            return true;
         };
         let mut attributes: BTreeMap<String, String> = message.attributes.clone();
         attributes.insert(DEAD_LETTER_REASON.to_owned(), reason.to_owned());
@@ -818,12 +967,17 @@ impl<Q: Queue + Clone> Run<Q> {
         }
         match dead_letter.send(outgoing).await {
             Ok(_) => {
-                metrics::counter!("chassis_tasks_dead_lettered_total", "task" => task.to_owned()).increment(1);
+                metrics::counter!("chassis_tasks_dead_lettered_total", "task" => self.shared.task_label(task))
+                    .increment(1);
                 self.shared.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(%reason, message_id = %message.id, "task dead-lettered");
                 let _ = self.acks.send(message.receipt.clone());
+                true
             }
-            Err(error) => tracing::error!(%error, %reason, "could not dead-letter; the message will come back"),
+            Err(error) => {
+                tracing::error!(%error, %reason, "could not dead-letter; the message will come back");
+                false
+            }
         }
     }
 }

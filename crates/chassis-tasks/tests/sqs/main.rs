@@ -8,7 +8,9 @@
 mod conformance;
 mod crash;
 mod delivery;
+mod fifo;
 mod moto;
 mod outage;
 mod proxy;
+mod shutdown;
 mod worker;

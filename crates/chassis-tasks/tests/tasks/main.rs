@@ -3,7 +3,10 @@
 
 mod conformance;
 mod delivery;
+mod fifo;
+mod labels;
 mod memory;
+mod shutdown;
 mod support;
 mod wire_compat;
 mod worker;

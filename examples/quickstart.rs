@@ -243,6 +243,16 @@ async fn serve<Q: Queue + Clone>(
         }
     });
 
+    let name = settings.tasks.task_pool.clone();
+    let monitored = queue.clone();
+    service.spawn("queue_monitor", move |shutdown| {
+        chassis::tasks::monitor::monitor(monitored, name, Duration::from_secs(15), shutdown)
+    });
+    let dead_letter = match &settings.tasks.dead_letter_queue {
+        Some(name) => Some(queue.sibling(name).await.map_err(|e| format!("cannot open the dead-letter queue: {e}"))?),
+        None => None,
+    };
+    let operations = Operations { queue: queue.clone(), dead_letter };
     let api = Api { jobs: jobs.clone(), producer: Producer::new(queue) };
     let downstream = settings.downstream.clone();
     service.router(
@@ -250,9 +260,51 @@ async fn serve<Q: Queue + Clone>(
             .route("/jobs", post(start_job::<Q>))
             .with_state(api)
             .merge(chassis::jobs::router(jobs))
-            .route("/pricing/quote/{item}", get(move |item| quote(downstream.clone(), item))),
+            .route("/pricing/quote/{item}", get(move |item| quote(downstream.clone(), item)))
+            .merge(
+                axum::Router::new()
+                    .route("/dead-letters", get(dead_letters::<Q>))
+                    .route("/dead-letters/redrive", post(redrive_dead_letters::<Q>))
+                    .with_state(operations),
+            ),
     );
     service.run().await.map_err(|e| e.to_string())
+}
+
+#[derive(Clone)]
+struct Operations<Q: Queue + Clone> {
+    queue: Q,
+    dead_letter: Option<Q>,
+}
+
+/// `GET /dead-letters`: up to 100 dead-lettered tasks, with why.
+async fn dead_letters<Q: Queue + Clone>(State(ops): State<Operations<Q>>) -> Response {
+    let Some(dead_letter) = &ops.dead_letter else {
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "no tasks.dead_letter_queue"})))
+            .into_response();
+    };
+    match chassis::tasks::monitor::peek(dead_letter, 100).await {
+        Ok(messages) => Json(
+            messages
+                .iter()
+                .map(|m| serde_json::json!({"id": m.id, "attributes": m.attributes, "body": m.body}))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"error": e.to_string()}))).into_response(),
+    }
+}
+
+/// `POST /dead-letters/redrive`: moves up to 1 000 dead-lettered tasks back to run again.
+async fn redrive_dead_letters<Q: Queue + Clone>(State(ops): State<Operations<Q>>) -> Response {
+    let Some(dead_letter) = &ops.dead_letter else {
+        return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "no tasks.dead_letter_queue"})))
+            .into_response();
+    };
+    match chassis::tasks::monitor::redrive(dead_letter, &ops.queue, 1000).await {
+        Ok(moved) => Json(serde_json::json!({ "moved": moved })).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"error": e.to_string()}))).into_response(),
+    }
 }
 
 /// `POST /jobs {"items": N}`: a job of N `price_item` tasks.

@@ -111,6 +111,7 @@ mod error;
 mod fault;
 mod handler;
 mod memory;
+pub mod monitor;
 mod producer;
 mod queue;
 mod retry;

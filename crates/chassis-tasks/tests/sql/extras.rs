@@ -90,6 +90,7 @@ async fn worker<Q: Queue + Clone>(q: &Q) {
     let producer = Producer::new(q.clone());
     let tasks = (0..50u32).map(|n| producer.task("count", &n)).collect();
     assert!(producer.send_all(tasks).await.unwrap().iter().all(Result::is_ok));
+    assert!(q.attributes().await.unwrap().oldest_age.is_some(), "the age of the oldest waiting task");
     let mut config = Config::new("work");
     config.wait_time_secs = 1;
     let stop = CancellationToken::new();

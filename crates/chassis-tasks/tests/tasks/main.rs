@@ -6,6 +6,7 @@ mod delivery;
 mod fifo;
 mod labels;
 mod memory;
+mod operations;
 mod shutdown;
 mod support;
 mod wire_compat;

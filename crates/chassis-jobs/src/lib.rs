@@ -10,6 +10,13 @@
 //!   cursor-paginated listing and purging; [`MemoryStore`], and [`SqlStore`] on
 //!   SQLite (feature `sqlite`) or PostgreSQL (feature `postgres`), all passing
 //!   one conformance suite.
+//! - Migration locking: [`SqlStore::connect`] applies its embedded migrations
+//!   under a lock, so replicas starting together all start. On PostgreSQL each
+//!   migration runs in its own transaction that first takes
+//!   `pg_advisory_xact_lock(key)` — `key` is 64-bit FNV-1a over
+//!   `"chassis-jobs"`, a zero byte and the table prefix, fixed across versions —
+//!   then re-checks the applied versions and writes its version row with the
+//!   change; on SQLite the same transactions begin with `BEGIN IMMEDIATE`.
 //! - [`Jobs::start_with_tasks`] sends a job's tasks with its id and name; the
 //!   [`JobHook`] on the task worker moves the job as they run.
 //! - An axum router to view and cancel jobs (feature `http`).

@@ -14,9 +14,15 @@ use crate::error::{Error, Result};
 use crate::model::{Filter, Job, JobError, NewJob, Page, Status, TaskEnd, now_ms};
 use crate::store::{JobStore, parse_cursor};
 
+mod migrate;
+
+/// The scope of the job store's migration lock (see [`migrate::lock_key`]).
+const MIGRATION_SCOPE: &str = "chassis-jobs";
+
 /// Embedded migrations, applied in order once per database (and table prefix),
-/// each in one transaction with its version row. `{p}` is the table prefix.
-const MIGRATIONS: &[(i64, &[&str])] = &[
+/// each in one transaction with its version row, under the migration lock
+/// ([`migrate`]). `{p}` is the table prefix.
+const MIGRATIONS: &[migrate::Migration] = &[
     (
         1,
         &["CREATE TABLE IF NOT EXISTS {p}jobs (
@@ -96,6 +102,12 @@ impl SqlStore {
     /// front of every table name (letters, digits and `_`), so several services
     /// or test runs can share one database.
     ///
+    /// Any number of instances may connect at once, also to a fresh database:
+    /// the migrations run under a lock (a PostgreSQL transaction-scoped advisory
+    /// lock keyed by the prefix; SQLite's `BEGIN IMMEDIATE`), each migration in
+    /// its own transaction with its version row, so each is applied once and
+    /// every instance starts.
+    ///
     /// # Errors
     /// [`Error::Invalid`] for a bad prefix; [`Error::Store`] when the database
     /// cannot be reached or migrated.
@@ -114,39 +126,15 @@ impl SqlStore {
         template.replace("{p}", &self.prefix)
     }
 
+    /// Applies the pending migrations under the migration lock (see [`migrate`]).
     async fn migrate(&self) -> Result<()> {
-        let table = self.sql("{p}jobs_migrations");
-        sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)"
-        ))
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        for (version, migration) in MIGRATIONS {
-            let applied: Option<i64> = sqlx::query(&format!("SELECT version FROM {table} WHERE version = $1"))
-                .bind(*version)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(store_error)?
-                .map(|row| row.try_get(0))
-                .transpose()
-                .map_err(store_error)?;
-            if applied.is_some() {
-                continue;
-            }
-            let mut tx = self.pool.begin().await.map_err(store_error)?;
-            for statement in *migration {
-                sqlx::query(&self.sql(statement)).execute(&mut *tx).await.map_err(store_error)?;
-            }
-            sqlx::query(&format!("INSERT INTO {table} (version, applied_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING"))
-                .bind(*version)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-            tx.commit().await.map_err(store_error)?;
-        }
-        Ok(())
+        let migrations: Vec<(i64, Vec<String>)> = MIGRATIONS
+            .iter()
+            .map(|(version, statements)| (*version, statements.iter().map(|s| self.sql(s)).collect()))
+            .collect();
+        migrate::run(&self.pool, MIGRATION_SCOPE, &self.prefix, &self.sql("{p}jobs_migrations"), &migrations)
+            .await
+            .map_err(|e| Error::Store(format!("migrating the job tables (prefix {:?}): {e}", self.prefix)))
     }
 
     /// Writes `next` if the stored version is still `expected`; whether it did.

@@ -10,3 +10,4 @@ mod http;
 mod migrate;
 mod stores;
 mod tasks;
+mod values;

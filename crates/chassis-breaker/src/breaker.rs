@@ -637,7 +637,9 @@ impl Inner {
             };
             let next = failures(generation, count.saturating_add(1));
             match self.failures.compare_exchange_weak(bits, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break count + 1,
+                // Saturating, as stored: at `failure_threshold = u32::MAX` the
+                // count stays at the threshold instead of wrapping to 0.
+                Ok(_) => break count.saturating_add(1),
                 Err(actual) => bits = actual,
             }
         };

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::error::{CallError, Rejected, Result};
 use crate::permit::{Kind, Outcome, Permit, Ticket};
 use crate::state::{self, State, Word};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::window::{Stats, Window};
 
 /// A state change, as delivered to [`Builder::on_state_change`].
@@ -89,22 +89,35 @@ struct Inner {
 }
 
 struct Metrics {
+    /// The `breaker` label: the name, or [`AGGREGATE_LABEL`].
+    label: Arc<str>,
     success: Counter,
     failure: Counter,
     ignored: Counter,
     rejected: Counter,
-    state: Gauge,
+    /// `chassis_breaker_state`; none for a breaker counted in the aggregate.
+    state: Option<Gauge>,
+    /// Set when the breaker is retired (evicted from its registry): it no
+    /// longer writes its state or transitions.
+    retired: AtomicBool,
 }
 
+/// The `breaker` label of breakers a [`Registry`](crate::Registry) counts
+/// together once it has labelled `max_metric_keys` keys of their own.
+pub(crate) const AGGREGATE_LABEL: &str = "_other";
+
 impl Metrics {
-    fn new(name: &Arc<str>) -> Self {
-        let calls = |outcome: &'static str| metrics::counter!("chassis_breaker_calls_total", "breaker" => name.to_string(), "outcome" => outcome);
+    fn new(name: &Arc<str>, aggregate: bool) -> Self {
+        let label: Arc<str> = if aggregate { Arc::from(AGGREGATE_LABEL) } else { name.clone() };
+        let calls = |outcome: &'static str| metrics::counter!("chassis_breaker_calls_total", "breaker" => label.to_string(), "outcome" => outcome);
         Self {
             success: calls("success"),
             failure: calls("failure"),
             ignored: calls("ignored"),
-            rejected: metrics::counter!("chassis_breaker_rejections_total", "breaker" => name.to_string()),
-            state: metrics::gauge!("chassis_breaker_state", "breaker" => name.to_string()),
+            rejected: metrics::counter!("chassis_breaker_rejections_total", "breaker" => label.to_string()),
+            state: (!aggregate).then(|| metrics::gauge!("chassis_breaker_state", "breaker" => label.to_string())),
+            retired: AtomicBool::new(false),
+            label,
         }
     }
 }
@@ -116,6 +129,8 @@ pub struct Builder {
     config: Config,
     clock: Arc<dyn Clock>,
     listener: Option<Listener>,
+    /// Counted under [`AGGREGATE_LABEL`], without a state gauge (set by the registry).
+    aggregate_metrics: bool,
 }
 
 impl fmt::Debug for Builder {
@@ -144,14 +159,23 @@ impl Builder {
         self
     }
 
+    /// Counts the breaker's calls under the `breaker` label `_other`, with no
+    /// `chassis_breaker_state` series (the registry's label bound).
+    pub(crate) fn aggregate_metrics(mut self) -> Self {
+        self.aggregate_metrics = true;
+        self
+    }
+
     /// Validates the configuration and builds the breaker.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a value out of range.
     pub fn build(self) -> Result<Breaker> {
         self.config.validate()?;
-        let metrics = Metrics::new(&self.name);
-        metrics.state.set(State::Closed.gauge());
+        let metrics = Metrics::new(&self.name, self.aggregate_metrics);
+        if let Some(state) = &metrics.state {
+            state.set(State::Closed.gauge());
+        }
         let inner = Inner {
             window: self.config.failure_rate.as_ref().map(|rate| Window::new(rate.window)),
             timed: self.config.slow_call.is_some(),
@@ -228,7 +252,26 @@ impl Breaker {
 
     /// A builder, for a clock or a state-change listener.
     pub fn builder(name: impl Into<Arc<str>>) -> Builder {
-        Builder { name: name.into(), config: Config::default(), clock: Arc::new(MonotonicClock::new()), listener: None }
+        Builder {
+            name: name.into(),
+            config: Config::default(),
+            clock: Arc::new(MonotonicClock::new()),
+            listener: None,
+            aggregate_metrics: false,
+        }
+    }
+
+    /// Retires the breaker's state series: it reads closed (0) from now on —
+    /// what a breaker built anew for the key would read — and the breaker no
+    /// longer writes it or counts transitions. Called by the registry when it
+    /// evicts the breaker, so an alert on an open breaker clears once the
+    /// breaker is forgotten; clones still in use keep working.
+    pub(crate) fn retire_metrics(&self) {
+        let metrics = &self.inner.metrics;
+        metrics.retired.store(true, Ordering::SeqCst);
+        if let Some(state) = &metrics.state {
+            state.set(State::Closed.gauge());
+        }
     }
 
     /// The breaker's name.
@@ -480,14 +523,23 @@ impl Inner {
         if from.state == to.state {
             return;
         }
-        self.metrics.state.set(to.state.gauge());
-        metrics::counter!(
-            "chassis_breaker_transitions_total",
-            "breaker" => self.name.to_string(),
-            "from" => from.state.as_str(),
-            "to" => to.state.as_str()
-        )
-        .increment(1);
+        // SeqCst with `retire_metrics`: either it sees this write, or this sees its flag.
+        if !self.metrics.retired.load(Ordering::SeqCst) {
+            if let Some(state) = &self.metrics.state {
+                state.set(to.state.gauge());
+                // Retired meanwhile: the retirement's value wins.
+                if self.metrics.retired.load(Ordering::SeqCst) {
+                    state.set(State::Closed.gauge());
+                }
+            }
+            metrics::counter!(
+                "chassis_breaker_transitions_total",
+                "breaker" => self.metrics.label.to_string(),
+                "from" => from.state.as_str(),
+                "to" => to.state.as_str()
+            )
+            .increment(1);
+        }
         if to.state == State::Open {
             let open_ms = to.deadline_ms.saturating_sub(self.now_ms());
             tracing::warn!(breaker = %self.name, from = %from.state, to = %to.state, open_ms, "circuit breaker opened");
@@ -585,7 +637,9 @@ impl Inner {
             };
             let next = failures(generation, count.saturating_add(1));
             match self.failures.compare_exchange_weak(bits, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break count + 1,
+                // Saturating, as stored: at `failure_threshold = u32::MAX` the
+                // count stays at the threshold instead of wrapping to 0.
+                Ok(_) => break count.saturating_add(1),
                 Err(actual) => bits = actual,
             }
         };

@@ -44,8 +44,18 @@
 //!   `chassis_breaker_calls_total{breaker,outcome}`,
 //!   `chassis_breaker_rejections_total{breaker}`,
 //!   `chassis_breaker_transitions_total{breaker,from,to}`,
-//!   `chassis_breaker_state{breaker}`. Metric handles are registered when a
-//!   breaker is built: install the recorder first.
+//!   `chassis_breaker_state{breaker}` (0 closed, 1 open, …). Metric handles are
+//!   registered when a breaker is built: install the recorder first.
+//! - **Metric lifecycle**: a [`Registry`] retires the series of a breaker it
+//!   evicts — its `chassis_breaker_state` reads 0 (closed), as a new breaker
+//!   for that key would, and it writes no more state — so an alert on an open
+//!   breaker clears when the breaker is forgotten. Neither the `metrics` facade
+//!   nor `metrics-exporter-prometheus` can delete one series (the exporter's
+//!   idle timeout would also drop the series of live breakers that hold their
+//!   handles, whose later updates would then be lost), so the label set is
+//!   bounded instead: at most [`RegistryBuilder::max_metric_keys`] keys
+//!   (default: `max_entries`) get a `breaker` label of their own, later ones
+//!   are counted together under `breaker="_other"`, with no state series.
 //! - **Testable time**: a monotonic [`Clock`], injectable; [`ManualClock`]
 //!   drives every timeout in tests.
 //!

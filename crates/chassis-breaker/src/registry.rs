@@ -1,6 +1,6 @@
 //! [`Registry`]: breakers by key (for HTTP, by host), bounded, idle ones evicted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -22,6 +22,17 @@ type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 /// [`idle_timeout`](RegistryBuilder::idle_timeout) go first, then the least
 /// recently used closed ones, so an open breaker is forgotten last.
 ///
+/// Metric lifecycle: a breaker's series (`breaker` label = its key) are
+/// registered when the registry builds it. When it is evicted, its
+/// `chassis_breaker_state` is set to 0 (closed, what a new breaker for the key
+/// starts as) and it writes no more state or transitions, so an alert on an
+/// open breaker clears once the breaker is forgotten; if the key comes back,
+/// its new breaker reports on the same series. The `metrics` facade cannot
+/// delete a series, so the series of an evicted key stay (counters keep their
+/// totals); their number is bounded instead: at most
+/// [`max_metric_keys`](RegistryBuilder::max_metric_keys) keys get a label of
+/// their own, later ones are counted under `breaker="_other"`.
+///
 /// ```
 /// use chassis_breaker::{Config, Registry};
 ///
@@ -40,6 +51,9 @@ struct Inner {
     /// The validated settings the registry was built with.
     settings: RegistryBuilder,
     map: RwLock<HashMap<String, Entry>>,
+    /// Keys given a `breaker` label of their own (at most `max_metric_keys`),
+    /// kept for the life of the registry.
+    labelled: std::sync::Mutex<HashSet<String>>,
 }
 
 struct Entry {
@@ -63,6 +77,7 @@ pub struct RegistryBuilder {
     config: Config,
     overrides: HashMap<String, Config>,
     max_entries: usize,
+    max_metric_keys: Option<usize>,
     idle_timeout: Duration,
     clock: Arc<dyn Clock>,
     listener: Option<Listener>,
@@ -93,6 +108,18 @@ impl RegistryBuilder {
         self
     }
 
+    /// The most keys that get a `breaker` metric label of their own (default:
+    /// `max_entries`; 0 counts every breaker under `_other`). The first keys
+    /// the registry sees get one, for the life of the process; breakers of
+    /// later keys are counted together under `breaker="_other"`
+    /// (`chassis_breaker_calls_total`, `_rejections_total`,
+    /// `_transitions_total`) and have no `chassis_breaker_state` series. This
+    /// bounds the series however many hosts the keys come from.
+    pub fn max_metric_keys(mut self, max: usize) -> Self {
+        self.max_metric_keys = Some(max);
+        self
+    }
+
     /// How long unused before a breaker may be evicted (default: 10 minutes).
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = idle;
@@ -120,7 +147,8 @@ impl RegistryBuilder {
         for config in self.overrides.values() {
             config.validate()?;
         }
-        Ok(Registry { inner: Arc::new(Inner { settings: self, map: RwLock::new(HashMap::new()) }) })
+        let labelled = std::sync::Mutex::new(HashSet::new());
+        Ok(Registry { inner: Arc::new(Inner { settings: self, map: RwLock::new(HashMap::new()), labelled }) })
     }
 }
 
@@ -140,6 +168,7 @@ impl Registry {
             config: Config::default(),
             overrides: HashMap::new(),
             max_entries: 1024,
+            max_metric_keys: None,
             idle_timeout: Duration::from_secs(600),
             clock: Arc::new(MonotonicClock::new()),
             listener: None,
@@ -162,6 +191,11 @@ impl Registry {
     /// How many breakers are kept.
     pub fn len(&self) -> usize {
         self.inner.map.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether a breaker for `key` is kept (without creating or touching it).
+    pub fn contains(&self, key: &str) -> bool {
+        self.inner.map.read().unwrap_or_else(PoisonError::into_inner).contains_key(key)
     }
 
     /// Whether no breaker is kept.
@@ -201,14 +235,38 @@ impl Registry {
             let listener = listener.clone();
             builder = builder.on_state_change(move |t| listener(t));
         }
+        if !self.labelled(key) {
+            builder = builder.aggregate_metrics();
+        }
         let breaker = builder.build()?;
         map.insert(key.to_owned(), Entry { breaker: breaker.clone(), last_used_ms: AtomicU64::new(now) });
         Ok(breaker)
     }
 
+    /// Whether `key` has (or now gets) a `breaker` label of its own.
+    fn labelled(&self, key: &str) -> bool {
+        let settings = &self.inner.settings;
+        let max = settings.max_metric_keys.unwrap_or(settings.max_entries);
+        let mut labelled = self.inner.labelled.lock().unwrap_or_else(PoisonError::into_inner);
+        if labelled.contains(key) {
+            return true;
+        }
+        if labelled.len() < max {
+            labelled.insert(key.to_owned());
+            return true;
+        }
+        false
+    }
+
     fn evict(&self, map: &mut HashMap<String, Entry>, now: u64) {
         let idle_ms = u64::try_from(self.inner.settings.idle_timeout.as_millis()).unwrap_or(u64::MAX);
-        map.retain(|_, e| now.saturating_sub(e.last_used_ms.load(Ordering::Relaxed)) < idle_ms);
+        map.retain(|_, e| {
+            let keep = now.saturating_sub(e.last_used_ms.load(Ordering::Relaxed)) < idle_ms;
+            if !keep {
+                e.breaker.retire_metrics();
+            }
+            keep
+        });
         while map.len() >= self.inner.settings.max_entries {
             // Least recently used, closed breakers first.
             let victim = map
@@ -217,7 +275,9 @@ impl Registry {
                 .map(|(k, _)| k.clone());
             match victim {
                 Some(key) => {
-                    map.remove(&key);
+                    if let Some(entry) = map.remove(&key) {
+                        entry.breaker.retire_metrics();
+                    }
                 }
                 None => break,
             }

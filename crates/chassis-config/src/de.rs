@@ -560,6 +560,14 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_, '_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
+        // `toml::value::Datetime` (and `toml_datetime`'s) asks for a struct with
+        // one private field holding the text: give it the text, from any source.
+        if _name == crate::node::TOML_DATETIME_NAME {
+            if let Node::Str(text, _) = self.node {
+                let entry = std::iter::once((crate::node::TOML_DATETIME_FIELD, text.trim()));
+                return visitor.visit_map(de::value::MapDeserializer::new(entry)).map_err(|e: DeError| self.attach(e));
+            }
+        }
         if let Some(text) = self.text().filter(|t| t.trim_start().starts_with('{')) {
             let parsed = self.parse_json(text, "a table (a JSON object)")?;
             return self.over(&parsed).deserialize_struct(_name, fields, visitor);

@@ -39,6 +39,15 @@
 //! files named with [`Loader::file`] < the profile file `config/<profile>.toml`
 //! (`<PREFIX>_PROFILE`) < environment variables `<PREFIX>_…` < [`Loader::set`].
 //!
+//! # TOML dates and times
+//! A TOML date, time or date-time (`starts_at = 1979-05-27T07:32:00Z`,
+//! `day = 1979-05-27`, `at = 07:32:00`) is its RFC 3339 text, as written
+//! (`"1979-05-27T07:32:00Z"`): it reads into a `String`, into any type that
+//! deserializes from that text (`time::OffsetDateTime` with
+//! `time::serde::rfc3339`, `chrono::DateTime`), and into `toml::value::Datetime`;
+//! the [`Effective`] dump shows the text. The same text from an environment
+//! variable reads alike.
+//!
 //! # Environment variables
 //! - `__` separates levels and a single `_` stays in the name:
 //!   `APP_DB__POOL_SIZE` sets `db.pool_size`. Names are matched to fields

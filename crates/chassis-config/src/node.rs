@@ -24,6 +24,17 @@ pub(crate) enum Node {
     Placeholder(u8),
 }
 
+/// The key under which the `toml` crate hands over a date-time's text, and the
+/// struct name its `Datetime` asks a deserializer for (`toml_datetime`'s
+/// `FIELD` and `NAME`, stable since toml 0.5).
+pub(crate) const TOML_DATETIME_FIELD: &str = "$__toml_private_datetime";
+/// See [`TOML_DATETIME_FIELD`].
+pub(crate) const TOML_DATETIME_NAME: &str = "$__toml_private_Datetime";
+
+fn is_toml_datetime(dict: &figment::value::Dict) -> bool {
+    dict.len() == 1 && matches!(dict.get(TOML_DATETIME_FIELD), Some(Value::String(..)))
+}
+
 impl Node {
     pub(crate) fn table() -> Self {
         Self::Table(BTreeMap::new())
@@ -125,7 +136,8 @@ impl Node {
         }
     }
 
-    /// Converts a value parsed by figment (from a file) into a node.
+    /// Converts a value parsed by figment (from a file) into a node. TOML
+    /// dates, times and date-times become their RFC 3339 text.
     pub(crate) fn from_figment(value: Value, source: SourceId) -> Self {
         match value {
             Value::String(_, s) => Self::Str(s, source),
@@ -148,6 +160,12 @@ impl Node {
                 Num::F64(v) => Self::Float(v, source),
             },
             Value::Empty(_, Empty::None | Empty::Unit) => Self::Null(source),
+            // A TOML date, time or date-time reaches figment as a one-key table
+            // holding its RFC 3339 text; it is that text.
+            Value::Dict(_, d) if is_toml_datetime(&d) => match d.into_iter().next() {
+                Some((_, Value::String(_, text))) => Self::Str(text, source),
+                _ => Self::Null(source),
+            },
             Value::Dict(_, d) => Self::Table(d.into_iter().map(|(k, v)| (k, Self::from_figment(v, source))).collect()),
             Value::Array(_, a) => Self::List(a.into_iter().map(|v| Self::from_figment(v, source)).collect(), source),
         }

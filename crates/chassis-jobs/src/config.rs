@@ -3,6 +3,8 @@
 use chassis_config::Secret;
 use serde::{Deserialize, Serialize};
 
+mod bounds;
+
 /// Where jobs are kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -29,15 +31,21 @@ pub struct Config {
     /// The PostgreSQL URL (`postgres://user:password@host/db`); a secret, so
     /// `APP_JOBS__URL_FILE` can read it from a mounted file. Default: none.
     pub url: Option<Secret<String>>,
-    /// Connections in the pool. Default: 5.
+    /// Connections in the pool, at least 1 (opened as needed). Default: 5.
+    #[serde(deserialize_with = "bounds::at_least::<_, u32, 1>")]
     pub pool_size: u32,
     /// Prefix of the table names, so services can share a database. Default: `chassis_`.
     pub table_prefix: String,
-    /// Finished jobs are purged after this many days. Default: 30.
+    /// Finished jobs are purged after this many days: `0` purges every
+    /// finished job at each purge; the largest values (up to `u64::MAX`)
+    /// saturate and never purge. Default: 30.
     pub retention_days: u64,
     /// A job still short of sent tasks (its sender stopped half-way) is failed
     /// by [`Jobs::fail_stranded`](crate::Jobs::fail_stranded) once it has not
-    /// changed for this many seconds. Default: 600.
+    /// changed for this many seconds, at least 10 (a shorter grace would fail
+    /// jobs whose tasks are still being sent: a send retries for up to a few
+    /// seconds); the largest values (up to `u64::MAX`) never fail one. Default: 600.
+    #[serde(deserialize_with = "bounds::at_least::<_, u64, 10>")]
     pub stranded_grace_secs: u64,
 }
 

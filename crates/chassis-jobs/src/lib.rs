@@ -10,6 +10,24 @@
 //!   cursor-paginated listing and purging; [`MemoryStore`], and [`SqlStore`] on
 //!   SQLite (feature `sqlite`) or PostgreSQL (feature `postgres`), all passing
 //!   one conformance suite.
+//! - Migration locking: [`SqlStore::connect`] applies its embedded migrations
+//!   under a lock, so replicas starting together all start. On PostgreSQL each
+//!   migration runs in its own transaction that first takes
+//!   `pg_advisory_xact_lock(key)` — `key` is 64-bit FNV-1a over
+//!   `"chassis-jobs"`, a zero byte and the table prefix, fixed across versions —
+//!   then re-checks the applied versions and writes its version row with the
+//!   change; on SQLite the same transactions begin with `BEGIN IMMEDIATE`.
+//! - What a store records, it reads back, on every store alike: JSON input,
+//!   result and labels are stored as JSON text (U+0000, U+2028, numbers from
+//!   `i64::MIN` to `u64::MAX` and any finite `f64`, megabytes of it); U+0000 in
+//!   a text field (name, message, error message and task, a task's `exec_id`)
+//!   is stored as U+FFFD, because PostgreSQL's `text` cannot hold it and a task's
+//!   failure must still fail its job; percentages are kept to hundredths. A
+//!   write is refused with [`Error::Invalid`] when input or result nest deeper
+//!   than [`MAX_JSON_DEPTH`] or a percentage is not 0 to 100. A stored row that
+//!   does not read (damaged, or from a newer version) is an [`Error::Store`]
+//!   naming the job from `get`, and is logged and skipped by `list`, so it never
+//!   hides the other jobs.
 //! - [`Jobs::start_with_tasks`] sends a job's tasks with its id and name; the
 //!   [`JobHook`] on the task worker moves the job as they run.
 //! - An axum router to view and cancel jobs (feature `http`).
@@ -44,7 +62,7 @@ pub use hook::JobHook;
 pub use http::router;
 pub use jobs::Jobs;
 pub use memory::MemoryStore;
-pub use model::{Filter, Job, JobError, NewJob, Page, Status, TaskEnd, now_ms};
+pub use model::{Filter, Job, JobError, MAX_JSON_DEPTH, NewJob, Page, Status, TaskEnd, now_ms};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use sql::SqlStore;

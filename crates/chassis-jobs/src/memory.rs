@@ -7,7 +7,7 @@ use chassis_tasks::BoxFuture;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Filter, Job, NewJob, Page, TaskEnd, now_ms};
+use crate::model::{Filter, Job, NewJob, Page, TaskEnd, now_ms, storable_text};
 use crate::store::{JobStore, parse_cursor};
 
 /// An in-process job store. Cheap to clone: clones share the jobs.
@@ -33,7 +33,8 @@ impl MemoryStore {
         f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner).jobs)
     }
 
-    fn write(state: &mut State, mut job: Job) -> Result<Job> {
+    fn write(state: &mut State, job: Job) -> Result<Job> {
+        let mut job = job.into_storable()?;
         let stored = state.jobs.get_mut(&job.id).ok_or(Error::NotFound(job.id))?;
         if stored.version != job.version {
             return Err(Error::Conflict { id: job.id, expected: job.version });
@@ -54,9 +55,11 @@ fn matches(job: &Job, filter: &Filter) -> bool {
 
 impl JobStore for MemoryStore {
     fn create(&self, job: NewJob) -> BoxFuture<Result<Job>> {
-        let job = job.into_job(now_ms());
-        self.with(|jobs| jobs.insert(job.id, job.clone()));
-        Box::pin(async move { Ok(job) })
+        let job = job.into_job(now_ms()).into_storable();
+        if let Ok(job) = &job {
+            self.with(|jobs| jobs.insert(job.id, job.clone()));
+        }
+        Box::pin(async move { job })
     }
 
     fn get(&self, id: Uuid) -> BoxFuture<Result<Job>> {
@@ -71,7 +74,7 @@ impl JobStore for MemoryStore {
 
     fn update_recording(&self, job: Job, exec_id: String, _end: TaskEnd) -> BoxFuture<Result<Option<Job>>> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (job.id, exec_id);
+        let key = (job.id, storable_text(exec_id));
         let result = if state.tasks.contains(&key) {
             Ok(None)
         } else {
@@ -84,7 +87,8 @@ impl JobStore for MemoryStore {
         Box::pin(async move { result })
     }
 
-    fn list(&self, filter: Filter, cursor: Option<String>, limit: u32) -> BoxFuture<Result<Page>> {
+    fn list(&self, mut filter: Filter, cursor: Option<String>, limit: u32) -> BoxFuture<Result<Page>> {
+        filter.name = filter.name.map(storable_text);
         let result = parse_cursor(cursor.as_deref()).map(|after| {
             self.with(|jobs| {
                 let limit = limit.clamp(1, 1000) as usize;

@@ -9,6 +9,37 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
+/// The deepest nesting of JSON arrays and objects a job's input or result may
+/// have: 100 levels (a scalar is depth 0, `[1]` depth 1). Every store refuses a
+/// deeper value at write time with [`Error::Invalid`], because it could not be
+/// read back: `serde_json` stops parsing at 128 levels, and a job is itself
+/// sent inside other JSON (`GET /jobs` wraps it three levels deeper).
+pub const MAX_JSON_DEPTH: usize = 100;
+
+/// U+0000 in a text field (a job's name, message, error message and task, and
+/// a task's `exec_id`) is stored as U+FFFD (the replacement character) by every
+/// store: PostgreSQL's `text` cannot hold U+0000, and a write refused forever
+/// would leave a job unfinished forever. Text inside JSON (input, result,
+/// labels) is stored as JSON, escaped, and reads back unchanged.
+pub(crate) fn storable_text(text: String) -> String {
+    if text.contains('\0') { text.replace('\0', "\u{FFFD}") } else { text }
+}
+
+/// How deeply `value` nests arrays and objects (a scalar: 0), without recursing.
+fn json_depth(value: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0)];
+    while let Some((value, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        match value {
+            serde_json::Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            serde_json::Value::Object(map) => stack.extend(map.values().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Where a job is in its life.
 ///
 /// ```text
@@ -112,7 +143,7 @@ pub struct Job {
     /// [`Jobs::fail_stranded`](crate::Jobs::fail_stranded).
     #[serde(default)]
     pub tasks_sent: u32,
-    /// A user-set percentage, 0 to 100.
+    /// A user-set percentage, 0 to 100, kept to hundredths (`33.333` is stored as `33.33`).
     pub percent: Option<f64>,
     /// A user-set progress message.
     pub message: Option<String>,
@@ -136,6 +167,33 @@ pub struct Job {
     pub updated_ms: i64,
     /// Bumped by every update: the optimistic-concurrency check.
     pub version: i64,
+}
+
+impl Job {
+    /// The job as every store records it: U+0000 in text fields replaced (see
+    /// [`storable_text`]), the percentage rounded to hundredths, and refused
+    /// ([`Error::Invalid`]) when input or result nest deeper than
+    /// [`MAX_JSON_DEPTH`] or the percentage is not 0 to 100.
+    pub(crate) fn into_storable(mut self) -> Result<Self> {
+        for (what, value) in [("input", Some(&self.input)), ("result", self.result.as_ref())] {
+            let depth = value.map_or(0, json_depth);
+            if depth > MAX_JSON_DEPTH {
+                return Err(Error::Invalid(format!(
+                    "the job's {what} nests {depth} levels deep; a store keeps at most {MAX_JSON_DEPTH}"
+                )));
+            }
+        }
+        if let Some(p) = self.percent.filter(|p| !(0.0..=100.0).contains(p)) {
+            return Err(Error::Invalid(format!("percentage {p} is not 0 to 100")));
+        }
+        // Kept in hundredths by the SQL stores; every store rounds alike.
+        self.percent = self.percent.map(|p| (p * 100.0).round() / 100.0);
+        self.name = storable_text(self.name);
+        self.message = self.message.map(storable_text);
+        self.error =
+            self.error.map(|e| JobError { message: storable_text(e.message), task: e.task.map(storable_text) });
+        Ok(self)
+    }
 }
 
 /// A job to create.

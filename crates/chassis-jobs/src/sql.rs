@@ -11,12 +11,18 @@ use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::model::{Filter, Job, JobError, NewJob, Page, Status, TaskEnd, now_ms};
+use crate::model::{Filter, Job, JobError, NewJob, Page, Status, TaskEnd, now_ms, storable_text};
 use crate::store::{JobStore, parse_cursor};
 
+mod migrate;
+
+/// The scope of the job store's migration lock (see [`migrate::lock_key`]).
+const MIGRATION_SCOPE: &str = "chassis-jobs";
+
 /// Embedded migrations, applied in order once per database (and table prefix),
-/// each in one transaction with its version row. `{p}` is the table prefix.
-const MIGRATIONS: &[(i64, &[&str])] = &[
+/// each in one transaction with its version row, under the migration lock
+/// ([`migrate`]). `{p}` is the table prefix.
+const MIGRATIONS: &[migrate::Migration] = &[
     (
         1,
         &["CREATE TABLE IF NOT EXISTS {p}jobs (
@@ -96,6 +102,12 @@ impl SqlStore {
     /// front of every table name (letters, digits and `_`), so several services
     /// or test runs can share one database.
     ///
+    /// Any number of instances may connect at once, also to a fresh database:
+    /// the migrations run under a lock (a PostgreSQL transaction-scoped advisory
+    /// lock keyed by the prefix; SQLite's `BEGIN IMMEDIATE`), each migration in
+    /// its own transaction with its version row, so each is applied once and
+    /// every instance starts.
+    ///
     /// # Errors
     /// [`Error::Invalid`] for a bad prefix; [`Error::Store`] when the database
     /// cannot be reached or migrated.
@@ -114,39 +126,15 @@ impl SqlStore {
         template.replace("{p}", &self.prefix)
     }
 
+    /// Applies the pending migrations under the migration lock (see [`migrate`]).
     async fn migrate(&self) -> Result<()> {
-        let table = self.sql("{p}jobs_migrations");
-        sqlx::query(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)"
-        ))
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        for (version, migration) in MIGRATIONS {
-            let applied: Option<i64> = sqlx::query(&format!("SELECT version FROM {table} WHERE version = $1"))
-                .bind(*version)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(store_error)?
-                .map(|row| row.try_get(0))
-                .transpose()
-                .map_err(store_error)?;
-            if applied.is_some() {
-                continue;
-            }
-            let mut tx = self.pool.begin().await.map_err(store_error)?;
-            for statement in *migration {
-                sqlx::query(&self.sql(statement)).execute(&mut *tx).await.map_err(store_error)?;
-            }
-            sqlx::query(&format!("INSERT INTO {table} (version, applied_ms) VALUES ($1, $2) ON CONFLICT DO NOTHING"))
-                .bind(*version)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-            tx.commit().await.map_err(store_error)?;
-        }
-        Ok(())
+        let migrations: Vec<(i64, Vec<String>)> = MIGRATIONS
+            .iter()
+            .map(|(version, statements)| (*version, statements.iter().map(|s| self.sql(s)).collect()))
+            .collect();
+        migrate::run(&self.pool, MIGRATION_SCOPE, &self.prefix, &self.sql("{p}jobs_migrations"), &migrations)
+            .await
+            .map_err(|e| Error::Store(format!("migrating the job tables (prefix {:?}): {e}", self.prefix)))
     }
 
     /// Writes `next` if the stored version is still `expected`; whether it did.
@@ -173,6 +161,54 @@ impl SqlStore {
             Ok(_) => Error::Conflict { id, expected },
             Err(e) => e,
         }
+    }
+
+    /// Up to `limit` rows matching `filter` with an id below `before`, newest first.
+    async fn list_rows(&self, filter: &Filter, before: Option<&str>, limit: usize) -> Result<Vec<AnyRow>> {
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if filter.name.is_some() {
+            conditions.push(format!("name = {}", next()));
+        }
+        if filter.status.is_some() {
+            conditions.push(format!("status = {}", next()));
+        }
+        if filter.created_from.is_some() {
+            conditions.push(format!("created_ms >= {}", next()));
+        }
+        if filter.created_until.is_some() {
+            conditions.push(format!("created_ms < {}", next()));
+        }
+        if before.is_some() {
+            conditions.push(format!("id < {}", next()));
+        }
+        let limit_param = next();
+        let where_clause =
+            if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let sql =
+            self.sql(&format!("SELECT {COLUMNS} FROM {{p}}jobs {where_clause} ORDER BY id DESC LIMIT {limit_param}"));
+        let mut query = sqlx::query(&sql);
+        if let Some(name) = &filter.name {
+            query = query.bind(storable_text(name.clone()));
+        }
+        if let Some(status) = filter.status {
+            query = query.bind(status.as_str());
+        }
+        if let Some(from) = filter.created_from {
+            query = query.bind(from);
+        }
+        if let Some(until) = filter.created_until {
+            query = query.bind(until);
+        }
+        if let Some(before) = before {
+            query = query.bind(before.to_owned());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        query.bind(limit).fetch_all(&self.pool).await.map_err(store_error)
     }
 
     /// Drops this prefix's tables (for tests that clean up after themselves).
@@ -204,17 +240,23 @@ fn to_u32(n: i64) -> u32 {
 }
 
 fn row_to_job(row: &AnyRow) -> Result<Job> {
+    let id = row.try_get::<String, _>("id").map_err(store_error)?;
+    // Every error names the job, so an unreadable row can be found and mended.
+    let context = |e: Error| Error::Store(format!("job {id} does not read: {e}"));
+    row_fields(row, &id).map_err(context)
+}
+
+fn row_fields(row: &AnyRow, id: &str) -> Result<Job> {
     let get_s = |c: &str| row.try_get::<String, _>(c).map_err(store_error);
     let get_os = |c: &str| row.try_get::<Option<String>, _>(c).map_err(store_error);
     let get_i = |c: &str| row.try_get::<i64, _>(c).map_err(store_error);
     let get_oi = |c: &str| row.try_get::<Option<i64>, _>(c).map_err(store_error);
-    let id = get_s("id")?;
     let error = match (get_os("error_message")?, get_os("error_task")?) {
         (Some(message), task) => Some(JobError { message, task }),
         (None, _) => None,
     };
     Ok(Job {
-        id: Uuid::parse_str(&id).map_err(|e| Error::Store(format!("stored id {id:?}: {e}")))?,
+        id: Uuid::parse_str(id).map_err(|e| Error::Store(format!("stored id {id:?}: {e}")))?,
         name: get_s("name")?,
         status: Status::parse(&get_s("status")?)?,
         tasks_total: to_u32(get_i("tasks_total")?),
@@ -278,7 +320,7 @@ impl JobStore for SqlStore {
     fn create(&self, job: NewJob) -> BoxFuture<Result<Job>> {
         let store = self.clone();
         Box::pin(async move {
-            let job = job.into_job(now_ms());
+            let job = job.into_job(now_ms()).into_storable()?;
             let sql = store.sql(&format!(
                 "INSERT INTO {{p}}jobs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
             ));
@@ -300,7 +342,7 @@ impl JobStore for SqlStore {
     fn update(&self, job: Job) -> BoxFuture<Result<Job>> {
         let store = self.clone();
         Box::pin(async move {
-            let (next, expected) = next_version(job);
+            let (next, expected) = next_version(job.into_storable()?);
             if store.write(&store.pool, &next, expected).await? {
                 return Ok(next);
             }
@@ -311,7 +353,8 @@ impl JobStore for SqlStore {
     fn update_recording(&self, job: Job, exec_id: String, end: TaskEnd) -> BoxFuture<Result<Option<Job>>> {
         let store = self.clone();
         Box::pin(async move {
-            let (next, expected) = next_version(job);
+            let (next, expected) = next_version(job.into_storable()?);
+            let exec_id = storable_text(exec_id);
             let mut tx = store.pool.begin().await.map_err(store_error)?;
             // First the record: a second delivery of the task stops here. On
             // PostgreSQL a concurrent insert of the same key waits for the
@@ -345,53 +388,31 @@ impl JobStore for SqlStore {
         let store = self.clone();
         Box::pin(async move {
             let after = parse_cursor(cursor.as_deref())?;
-            let limit = limit.clamp(1, 1000);
-            let mut conditions = Vec::new();
-            let mut n = 0;
-            let mut next = || {
-                n += 1;
-                format!("${n}")
-            };
-            if filter.name.is_some() {
-                conditions.push(format!("name = {}", next()));
+            let limit = limit.clamp(1, 1000) as usize;
+            // Rows that do not read as a job (damaged, or written by a newer
+            // version) are logged and skipped, so one of them never hides every
+            // other job; reading goes on past them until the page is full.
+            let mut bound = after.map(|a| a.to_string());
+            let mut jobs = Vec::with_capacity(limit + 1);
+            loop {
+                let rows = store.list_rows(&filter, bound.as_deref(), limit + 1).await?;
+                for row in &rows {
+                    let id = row.try_get::<String, _>("id").map_err(store_error)?;
+                    match row_to_job(row) {
+                        Ok(job) => jobs.push(job),
+                        Err(error) => tracing::warn!(%error, job_id = %id, "skipping a job row that does not read"),
+                    }
+                    bound = Some(id);
+                    if jobs.len() > limit {
+                        break;
+                    }
+                }
+                if jobs.len() > limit || rows.len() <= limit {
+                    break;
+                }
             }
-            if filter.status.is_some() {
-                conditions.push(format!("status = {}", next()));
-            }
-            if filter.created_from.is_some() {
-                conditions.push(format!("created_ms >= {}", next()));
-            }
-            if filter.created_until.is_some() {
-                conditions.push(format!("created_ms < {}", next()));
-            }
-            if after.is_some() {
-                conditions.push(format!("id < {}", next()));
-            }
-            let limit_param = next();
-            let where_clause =
-                if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
-            let sql = store
-                .sql(&format!("SELECT {COLUMNS} FROM {{p}}jobs {where_clause} ORDER BY id DESC LIMIT {limit_param}"));
-            let mut query = sqlx::query(&sql);
-            if let Some(name) = filter.name {
-                query = query.bind(name);
-            }
-            if let Some(status) = filter.status {
-                query = query.bind(status.as_str());
-            }
-            if let Some(from) = filter.created_from {
-                query = query.bind(from);
-            }
-            if let Some(until) = filter.created_until {
-                query = query.bind(until);
-            }
-            if let Some(after) = after {
-                query = query.bind(after.to_string());
-            }
-            let rows = query.bind(i64::from(limit) + 1).fetch_all(&store.pool).await.map_err(store_error)?;
-            let mut jobs = rows.iter().map(row_to_job).collect::<Result<Vec<_>>>()?;
-            let more = jobs.len() > limit as usize;
-            jobs.truncate(limit as usize);
+            let more = jobs.len() > limit;
+            jobs.truncate(limit);
             let next_cursor = if more { jobs.last().map(|j| j.id.to_string()) } else { None };
             Ok(Page { jobs, next_cursor })
         })

@@ -11,6 +11,12 @@ use crate::model::{Filter, Job, NewJob, Page, TaskEnd};
 /// Updates are conditional: [`update`](Self::update) writes only if the stored
 /// version is still the job's `version`, and bumps it; otherwise it returns
 /// [`Error::Conflict`](crate::Error::Conflict) and the caller reloads and retries.
+///
+/// Writes record what `get` and `list` read back (see the crate docs: U+0000 in
+/// text fields becomes U+FFFD, percentages are kept to hundredths, and JSON
+/// nested deeper than [`MAX_JSON_DEPTH`](crate::MAX_JSON_DEPTH) is refused with
+/// [`Error::Invalid`](crate::Error::Invalid)); `create` and `update` return the
+/// job as stored. `list` skips (and logs) rows that do not read.
 pub trait JobStore: Send + Sync + 'static {
     /// Stores a new pending job.
     fn create(&self, job: NewJob) -> BoxFuture<Result<Job>>;

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+mod bounds;
+
 /// Service runtime configuration: the `service` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,9 +27,12 @@ pub struct Config {
     /// take to finish, in seconds. Default: 30. The whole shutdown takes up
     /// to `drain_delay_secs + shutdown_deadline_secs`: give the orchestrator
     /// at least that (Kubernetes' `terminationGracePeriodSeconds`, 30 by
-    /// default, counts from SIGTERM).
+    /// default, counts from SIGTERM). `0`: in-flight work is abandoned at
+    /// once; the largest values (up to `u64::MAX`) wait without limit.
     pub shutdown_deadline_secs: u64,
-    /// A readiness check that takes longer than this fails, in milliseconds. Default: 2000.
+    /// A readiness check that takes longer than this fails, in milliseconds,
+    /// at least 1 (0 would fail every check). Default: 2000.
+    #[serde(deserialize_with = "bounds::at_least::<_, u64, 1>")]
     pub check_timeout_ms: u64,
 }
 

@@ -328,3 +328,28 @@ fn boot_reports_every_configuration_problem_and_exits_78() {
     assert_eq!(out.status.code(), Some(chassis_config::EX_CONFIG), "{stderr}");
     assert!(stderr.contains("configuration is invalid: 6 problems"), "{stderr}");
 }
+
+/// Issue 15 §5: the largest accepted delays and timeouts neither overflow nor
+/// turn into "at once"; a check timeout of 0 (every check failing) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_at_their_extremes() {
+    let err = serde_json::from_value::<Config>(serde_json::json!({"check_timeout_ms": 0})).unwrap_err();
+    assert!(err.to_string().contains("at least 1"), "{err}");
+    let longest: Config = serde_json::from_value(serde_json::json!({
+        "drain_delay_secs": u64::MAX, "shutdown_deadline_secs": u64::MAX, "check_timeout_ms": u64::MAX,
+    }))
+    .unwrap();
+    let mut config = config(u64::MAX);
+    config.shutdown_deadline_secs = longest.shutdown_deadline_secs;
+    config.check_timeout_ms = longest.check_timeout_ms;
+    let admin = config.admin_addr;
+    let service = Service::new("svc", "1", config);
+    let (shutdown, drain_now) = (service.shutdown_token(), service.drain_now_token());
+    let running = tokio::spawn(service.run());
+    let client = fresh_connections();
+    wait_for(&client, &format!("http://{admin}/readyz"), 200).await;
+    shutdown.cancel();
+    wait_for(&client, &format!("http://{admin}/readyz"), 503).await;
+    drain_now.cancel();
+    tokio::time::timeout(Duration::from_secs(60), running).await.expect("no hang").unwrap().unwrap();
+}

@@ -7,5 +7,7 @@ mod config;
 mod conformance;
 #[cfg(feature = "http")]
 mod http;
+mod migrate;
 mod stores;
 mod tasks;
+mod values;

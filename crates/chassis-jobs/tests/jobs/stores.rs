@@ -45,11 +45,16 @@ pub async fn sqlite() -> TestStore {
     TestStore { jobs: Jobs::new(sql.clone()), sql: Some(sql), _dir: Some(dir) }
 }
 
+/// The PostgreSQL server under test.
+#[cfg(feature = "postgres")]
+pub fn postgres_url() -> String {
+    #[allow(clippy::disallowed_methods)] // the test's own switch
+    std::env::var("CHASSIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
 #[cfg(feature = "postgres")]
 pub async fn postgres() -> TestStore {
-    #[allow(clippy::disallowed_methods)] // the test's own switch
-    let url =
-        std::env::var("CHASSIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url = postgres_url();
     let sql = chassis_jobs::SqlStore::connect(&url, 8, &prefix())
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL is needed at {url} (start it, or set CHASSIS_TEST_POSTGRES_URL): {e}"));

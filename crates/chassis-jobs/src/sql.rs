@@ -73,6 +73,10 @@ const COLUMNS: &str = "id, name, status, tasks_total, tasks_done, tasks_sent, pe
                        error_message, error_task, labels, created_ms, started_ms, finished_ms, updated_ms, version";
 
 /// A job store on SQLite or PostgreSQL. Cheap to clone.
+///
+/// A SQLite file is put in WAL mode with `synchronous = NORMAL`: a committed
+/// change survives the process being killed; a power loss may lose the last
+/// moments' commits.
 #[derive(Clone)]
 pub struct SqlStore {
     pool: AnyPool,
@@ -116,7 +120,23 @@ impl SqlStore {
             return Err(Error::Invalid(format!("table prefix {prefix:?} may hold only letters, digits and `_`")));
         }
         sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new().max_connections(pool_size.max(1)).connect(url).await.map_err(store_error)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(pool_size.max(1))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // SQLite: WAL with synchronous = NORMAL — a committed write
+                    // survives the process being killed; a power loss may lose
+                    // the last moments' commits (the task queue's promise too).
+                    if conn.backend_name() == "SQLite" {
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(store_error)?;
         let store = Self { pool, prefix: prefix.to_owned() };
         store.migrate().await?;
         Ok(store)

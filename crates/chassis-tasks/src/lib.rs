@@ -29,10 +29,16 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - **Backends** ([`Queue`]): [`SqsQueue`] (feature `sqs`: AWS SQS, or an
-//!   emulator through an endpoint override) and [`MemoryQueue`] (embedded, with
-//!   SQS's semantics: visibility timeouts, receipts, receive counts, delays,
-//!   redrive, FIFO groups).
+//! - **Backends** ([`Queue`]), all with SQS's semantics (visibility timeouts,
+//!   per-receive receipts, receive counts, delays, batches, redrive, FIFO
+//!   groups) and one conformance suite: `SqliteQueue` (feature `sqlite`: a
+//!   durable file, survives `kill -9`), `PostgresQueue` (feature `postgres`:
+//!   durable and shared by many machines; both can send inside the caller's
+//!   transaction, `Producer::send_in`), `SqsQueue` (feature `sqs`: AWS SQS, or
+//!   an emulator through an endpoint override) and [`MemoryQueue`] (embedded,
+//!   lost with the process: tests and examples).
+//! - **Operations** ([`monitor`]): queue depth and oldest-task age as metrics,
+//!   dead-letter inspection and redrive.
 //! - **Wire-compatible with `samba_chassis`** ([`wire`]): JSON body, String
 //!   attributes `task_name`, `exec_id`, `when`, `job_id`, `job_name`.
 //! - **Worker**: rolling concurrency (a receive whenever slots free up, never

@@ -1,10 +1,12 @@
 //! Queues under test, each on its own file or table prefix, cleaned up after.
 
+#[cfg(feature = "postgres")]
 #[allow(clippy::disallowed_methods)] // the test's own switch
 pub fn postgres_url() -> String {
     std::env::var("CHASSIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+#[cfg(feature = "postgres")]
 pub fn prefix() -> String {
     format!("t{}_", uuid::Uuid::new_v4().simple())
 }

@@ -3,44 +3,7 @@
 //! its own key: chassis-config reports it with the key, the variable and the
 //! source, next to every other problem, instead of a build step failing later.
 
-use std::fmt::Display;
-
-use serde::de::{Deserialize, Deserializer, Error, Unexpected};
-
-fn out_of_range<E: Error>(found: Unexpected<'_>, expected: impl Display) -> E {
-    E::invalid_value(found, &expected.to_string().as_str())
-}
-
-fn check<E: Error>(n: u64, min: u64, max: u64) -> Result<(), E> {
-    if (min..=max).contains(&n) {
-        return Ok(());
-    }
-    Err(if max == u64::MAX {
-        out_of_range(Unexpected::Unsigned(n), format_args!("an integer of at least {min}"))
-    } else {
-        out_of_range(Unexpected::Unsigned(n), format_args!("an integer from {min} to {max}"))
-    })
-}
-
-/// An unsigned integer from `MIN` to `MAX`.
-pub(super) fn uint<'de, D, T, const MIN: u64, const MAX: u64>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Copy + TryInto<u64>,
-{
-    let value = T::deserialize(d)?;
-    check(value.try_into().unwrap_or(u64::MAX), MIN, MAX)?;
-    Ok(value)
-}
-
-/// An unsigned integer of at least `MIN`.
-pub(super) fn at_least<'de, D, T, const MIN: u64>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Copy + TryInto<u64>,
-{
-    uint::<D, T, MIN, { u64::MAX }>(d)
-}
+pub(super) use chassis_bounds::at_least;
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,8 @@
 //! its own key: chassis-config reports it with the key, the variable and the
 //! source, next to every other problem, instead of a build step failing later.
 
-use chassis_bounds::out_of_range;
 pub(super) use chassis_bounds::at_least;
+use chassis_bounds::out_of_range;
 use serde::de::{Deserialize, Deserializer, Unexpected};
 
 /// Filter directives in `RUST_LOG` syntax.

@@ -19,8 +19,11 @@ use crate::queue::{
 };
 
 /// The database's clock in ms: every instance compares visibility deadlines
-/// against the same clock, whatever the skew between machines.
-const NOW: &str = "(floor(extract(epoch from clock_timestamp()) * 1000)::bigint)";
+/// against the same clock, whatever the skew between machines. The start of
+/// the statement, not `clock_timestamp()`: a stable value can bound an index
+/// scan (`visible_at <= NOW` as an index condition), so a claim never walks
+/// the delayed and in-flight rows that sort after the visible ones.
+const NOW: &str = "(floor(extract(epoch from statement_timestamp()) * 1000)::bigint)";
 
 /// The schema, by version; applied in order under an advisory lock.
 const MIGRATIONS: &[(i64, &[&str])] = &[(
@@ -84,6 +87,8 @@ impl fmt::Debug for PostgresQueue {
 struct Statements {
     channel: String,
     insert: String,
+    /// Inserts many rows from arrays (in their order) and notifies the channel.
+    insert_all: String,
     dedup_find: String,
     dedup_insert: String,
     dedup_expire: String,
@@ -105,6 +110,16 @@ impl Statements {
             insert: format!(
                 "INSERT INTO {t} (queue, body, attributes, group_id, visible_at, receive_count, sent_at) \
                  VALUES ($1, $2, $3, $4, {NOW} + $5, 0, {NOW}) RETURNING id"
+            ),
+            // The sequence is drawn in the order of the sorted SELECT, so the
+            // returned ids, sorted, are in the order of the arrays.
+            insert_all: format!(
+                "WITH inserted AS (INSERT INTO {t} (queue, body, attributes, group_id, visible_at, receive_count, sent_at) \
+                   SELECT $1, m.body, m.attributes, m.group_id, {NOW} + m.delay, 0, {NOW} \
+                   FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[]) WITH ORDINALITY \
+                     AS m(body, attributes, group_id, delay, n) \
+                   ORDER BY m.n RETURNING id) \
+                 SELECT inserted.id FROM inserted CROSS JOIN (SELECT pg_notify($6, $1)) AS notified"
             ),
             dedup_find: format!(
                 "SELECT message_id FROM {d} WHERE queue = $1 AND dedup_id = $2 AND sent_at > {NOW} - $3"
@@ -191,7 +206,15 @@ impl PostgresQueue {
     /// [`QueueError::Invalid`] for a bad table prefix; [`QueueError::Transient`]
     /// or [`QueueError::Other`] when the server cannot be reached or migrated.
     pub async fn connect(url: &str, pool_size: u32, name: &str, options: SqlQueueOptions) -> Result<Self, QueueError> {
-        let pool = PgPoolOptions::new().max_connections(pool_size.max(1) + 1).connect(url).await.map_err(db)?;
+        // No ping before each use of a pooled connection (sqlx's default): it
+        // is a round trip per statement, and a connection found broken fails
+        // its statement as a transient error, which callers retry anyway.
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size.max(1) + 1)
+            .test_before_acquire(false)
+            .connect(url)
+            .await
+            .map_err(db)?;
         Self::with_pool(pool, name, options).await
     }
 
@@ -244,6 +267,10 @@ impl PostgresQueue {
         conn: &mut PgConnection,
         messages: Vec<Outgoing>,
     ) -> Result<Vec<EntryResult<String>>, QueueError> {
+        if !(self.fifo && messages.iter().any(|m| m.dedup_id.is_some())) {
+            return self.insert_all(conn, messages).await;
+        }
+        // Deduplication looks at the rows before each one: one at a time, in order.
         let mut results = Vec::with_capacity(messages.len());
         for message in messages {
             results.push(match check(&message, self.options.max_message_size, self.fifo) {
@@ -257,6 +284,54 @@ impl PostgresQueue {
             .execute(&mut *conn)
             .await
             .map_err(db)?;
+        Ok(results)
+    }
+
+    /// Inserts the valid messages of `messages` with one statement, which
+    /// also notifies the receivers, and returns each one's id or error, in order.
+    async fn insert_all(
+        &self,
+        conn: &mut PgConnection,
+        messages: Vec<Outgoing>,
+    ) -> Result<Vec<EntryResult<String>>, QueueError> {
+        let mut results: Vec<EntryResult<String>> = Vec::with_capacity(messages.len());
+        let mut slots = Vec::with_capacity(messages.len());
+        let (mut bodies, mut attributes, mut groups, mut delays) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for message in messages {
+            match check(&message, self.options.max_message_size, self.fifo)
+                .and_then(|()| encode_attributes(&message.attributes))
+            {
+                Ok(encoded) => {
+                    slots.push(results.len());
+                    results.push(Ok(String::new()));
+                    bodies.push(message.body);
+                    attributes.push(encoded);
+                    groups.push(message.group_id);
+                    delays.push(millis(message.delay));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if slots.is_empty() {
+            return Ok(results);
+        }
+        let mut ids: Vec<i64> = sqlx::query_scalar(&self.sql.insert_all)
+            .bind(&self.name)
+            .bind(bodies)
+            .bind(attributes)
+            .bind(groups)
+            .bind(delays)
+            .bind(&self.sql.channel)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
+        ids.sort_unstable();
+        if ids.len() != slots.len() {
+            return Err(QueueError::Other(format!("{} rows inserted of {}", ids.len(), slots.len())));
+        }
+        for (slot, id) in slots.into_iter().zip(ids) {
+            results[slot] = Ok(id.to_string());
+        }
         Ok(results)
     }
 
@@ -299,6 +374,17 @@ impl PostgresQueue {
 
     async fn claim(&self, max: usize, visibility: Duration) -> Result<Vec<Message>, QueueError> {
         let limit = i64::try_from(max).unwrap_or(10);
+        if self.options.redrive.is_none() && !self.fifo {
+            // One statement, its own transaction: no BEGIN and COMMIT round trips.
+            let rows = sqlx::query(&self.sql.claim)
+                .bind(&self.name)
+                .bind(limit)
+                .bind(millis(visibility))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)?;
+            return in_order(&rows);
+        }
         let mut tx = self.pool.begin().await.map_err(db)?;
         if let Some((dead_letter, max_receives)) = &self.options.redrive {
             let moved = sqlx::query(&self.sql.redrive)
@@ -334,9 +420,7 @@ impl PostgresQueue {
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        let mut messages = rows.iter().map(to_message).collect::<Result<Vec<_>, _>>()?;
-        messages.sort_by_key(|(id, _)| *id);
-        Ok(messages.into_iter().map(|(_, m)| m).collect())
+        in_order(&rows)
     }
 }
 
@@ -400,6 +484,13 @@ async fn listen(mut listener: PgListener, wakers: Wakers, stop: CancellationToke
     }
 }
 
+/// The claimed rows as messages, oldest first.
+fn in_order(rows: &[PgRow]) -> Result<Vec<Message>, QueueError> {
+    let mut messages = rows.iter().map(to_message).collect::<Result<Vec<_>, _>>()?;
+    messages.sort_by_key(|(id, _)| *id);
+    Ok(messages.into_iter().map(|(_, m)| m).collect())
+}
+
 fn to_message(row: &PgRow) -> Result<(i64, Message), QueueError> {
     let id: i64 = row.try_get("id").map_err(db)?;
     let receive_count: i64 = row.try_get("receive_count").map_err(db)?;
@@ -426,6 +517,11 @@ impl Queue for PostgresQueue {
 
     async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<EntryResult<String>>, QueueError> {
         check_batch(&messages, self.options.max_message_size)?;
+        if !(self.fifo && messages.iter().any(|m| m.dedup_id.is_some())) {
+            // One statement, its own transaction: no BEGIN and COMMIT round trips.
+            let mut conn = self.pool.acquire().await.map_err(db)?;
+            return self.insert_all(&mut conn, messages).await;
+        }
         let mut tx = self.pool.begin().await.map_err(db)?;
         let results = self.send_in(&mut tx, messages).await?;
         tx.commit().await.map_err(db)?;

@@ -81,6 +81,8 @@ impl fmt::Debug for SqliteQueue {
 #[derive(Debug)]
 struct Statements {
     insert: String,
+    /// `insert_rows[k]`: one INSERT of `k + 1` rows.
+    insert_rows: Vec<String>,
     dedup_find: String,
     dedup_insert: String,
     dedup_expire: String,
@@ -89,8 +91,10 @@ struct Statements {
     redriven: String,
     claim: String,
     claim_fifo: String,
-    delete: String,
-    exists: String,
+    /// `delete_rows[k]`: deletes `k + 1` (id, receive count) pairs of a queue.
+    delete_rows: Vec<String>,
+    /// `existing[k]`: which of `k + 1` ids still exist in a queue.
+    existing: Vec<String>,
     change_visibility: String,
     depth: String,
 }
@@ -99,11 +103,14 @@ impl Statements {
     fn new(p: &str) -> Self {
         let t = format!("{p}tasks");
         let d = format!("{p}task_dedup");
+        let insert =
+            format!("INSERT INTO {t} (queue, body, attributes, group_id, visible_at, receive_count, sent_at) VALUES ");
+        let list = |n: usize, item: &str| vec![item; n].join(", ");
         Self {
-            insert: format!(
-                "INSERT INTO {t} (queue, body, attributes, group_id, visible_at, receive_count, sent_at) \
-                 VALUES (?, ?, ?, ?, ?, 0, ?) RETURNING id"
-            ),
+            insert: format!("{insert}(?, ?, ?, ?, ?, 0, ?) RETURNING id"),
+            insert_rows: (1..=MAX_BATCH)
+                .map(|n| format!("{insert}{} RETURNING id", list(n, "(?, ?, ?, ?, ?, 0, ?)")))
+                .collect(),
             dedup_find: format!("SELECT message_id FROM {d} WHERE queue = ? AND dedup_id = ? AND sent_at > ?"),
             dedup_insert: format!(
                 "INSERT INTO {d} (queue, dedup_id, message_id, sent_at) VALUES (?, ?, ?, ?) \
@@ -131,8 +138,20 @@ impl Statements {
                  ORDER BY id LIMIT ?) \
                  RETURNING id, body, attributes, group_id, receive_count"
             ),
-            delete: format!("DELETE FROM {t} WHERE id = ? AND queue = ? AND receive_count = ?"),
-            exists: format!("SELECT EXISTS (SELECT 1 FROM {t} WHERE id = ? AND queue = ?)"),
+            delete_rows: (1..=MAX_BATCH)
+                .map(|n| {
+                    format!(
+                        // `id IN` looks the rows up by primary key; the pairs check the receipts.
+                        "DELETE FROM {t} WHERE queue = ? AND id IN ({}) AND (id, receive_count) IN (VALUES {}) \
+                         RETURNING id",
+                        list(n, "?"),
+                        list(n, "(?, ?)")
+                    )
+                })
+                .collect(),
+            existing: (1..=MAX_BATCH)
+                .map(|n| format!("SELECT id FROM {t} WHERE queue = ? AND id IN ({})", list(n, "?")))
+                .collect(),
             change_visibility: format!(
                 "UPDATE {t} SET visible_at = ? WHERE id = ? AND queue = ? AND receive_count = ? AND receive_count > 0"
             ),
@@ -202,7 +221,14 @@ impl SqliteQueue {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(if full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(connect).await.map_err(db)?;
+        // No ping before each use of a pooled connection (sqlx's default): a
+        // round trip to the connection's thread per statement, for a file.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect_with(connect)
+            .await
+            .map_err(db)?;
         let queue = Self {
             pool,
             name: name.to_owned(),
@@ -276,14 +302,71 @@ impl SqliteQueue {
         messages: Vec<Outgoing>,
     ) -> Result<Vec<EntryResult<String>>, QueueError> {
         let now = now_ms();
-        let mut results = Vec::with_capacity(messages.len());
-        for message in messages {
-            results.push(match check(&message, self.options.max_message_size, self.fifo) {
-                Ok(()) => Ok(self.insert(conn, message, now).await?),
-                Err(e) => Err(e),
-            });
-        }
+        let results = if self.fifo && messages.iter().any(|m| m.dedup_id.is_some()) {
+            // Deduplication looks at the rows before each one: one at a time, in order.
+            let mut results = Vec::with_capacity(messages.len());
+            for message in messages {
+                results.push(match check(&message, self.options.max_message_size, self.fifo) {
+                    Ok(()) => Ok(self.insert(conn, message, now).await?),
+                    Err(e) => Err(e),
+                });
+            }
+            results
+        } else {
+            self.insert_all(conn, messages, now).await?
+        };
         self.wakers.wake(&self.name);
+        Ok(results)
+    }
+
+    /// Inserts the valid messages of `messages` with one statement per 10,
+    /// and returns each one's id or error, in order.
+    async fn insert_all(
+        &self,
+        conn: &mut SqliteConnection,
+        messages: Vec<Outgoing>,
+        now: i64,
+    ) -> Result<Vec<EntryResult<String>>, QueueError> {
+        let mut results: Vec<EntryResult<String>> = Vec::with_capacity(messages.len());
+        let mut valid = Vec::with_capacity(messages.len());
+        for message in messages {
+            match check(&message, self.options.max_message_size, self.fifo)
+                .and_then(|()| encode_attributes(&message.attributes))
+            {
+                Ok(attributes) => {
+                    valid.push((results.len(), message, attributes));
+                    results.push(Ok(String::new()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        let mut valid = valid.into_iter().peekable();
+        while valid.peek().is_some() {
+            let chunk: Vec<_> = valid.by_ref().take(MAX_BATCH).collect();
+            let mut insert = sqlx::query_scalar::<_, i64>(&self.sql.insert_rows[chunk.len() - 1]);
+            let mut slots = Vec::with_capacity(chunk.len());
+            for (slot, message, attributes) in chunk {
+                slots.push(slot);
+                insert = insert
+                    .bind(&self.name)
+                    .bind(message.body)
+                    .bind(attributes)
+                    .bind(message.group_id)
+                    .bind(now + millis(message.delay))
+                    .bind(now);
+            }
+            // The rows are inserted in the order of the VALUES and an
+            // AUTOINCREMENT id only grows, so the sorted ids are in that order
+            // (RETURNING itself promises no order).
+            let mut ids = insert.fetch_all(&mut *conn).await.map_err(db)?;
+            ids.sort_unstable();
+            if ids.len() != slots.len() {
+                return Err(QueueError::Other(format!("{} rows inserted of {}", ids.len(), slots.len())));
+            }
+            for (slot, id) in slots.into_iter().zip(ids) {
+                results[slot] = Ok(id.to_string());
+            }
+        }
         Ok(results)
     }
 
@@ -340,28 +423,43 @@ impl SqliteQueue {
             return Ok(Vec::new());
         }
         let mut conn = self.pool.acquire().await.map_err(db)?;
+        let Some((dead_letter, max_receives)) = &self.options.redrive else {
+            // One statement is its own transaction: no BEGIN and COMMIT round trips.
+            return self.claim_on(&mut conn, now, max, visibility).await;
+        };
         let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await.map_err(db)?;
-        if let Some((dead_letter, max_receives)) = &self.options.redrive {
-            let moved = sqlx::query(&self.sql.redrive)
-                .bind(dead_letter)
-                .bind(now)
-                .bind(now)
+        let moved = sqlx::query(&self.sql.redrive)
+            .bind(dead_letter)
+            .bind(now)
+            .bind(now)
+            .bind(&self.name)
+            .bind(now)
+            .bind(i64::from(*max_receives))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if moved.rows_affected() > 0 {
+            sqlx::query(&self.sql.redriven)
                 .bind(&self.name)
                 .bind(now)
                 .bind(i64::from(*max_receives))
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            if moved.rows_affected() > 0 {
-                sqlx::query(&self.sql.redriven)
-                    .bind(&self.name)
-                    .bind(now)
-                    .bind(i64::from(*max_receives))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            }
         }
+        let messages = self.claim_on(&mut tx, now, max, visibility).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(messages)
+    }
+
+    /// The claim's one statement, on `conn` (in a transaction or not).
+    async fn claim_on(
+        &self,
+        conn: &mut SqliteConnection,
+        now: i64,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<Message>, QueueError> {
         let until = now.saturating_add(millis(visibility));
         let limit = i64::try_from(max).unwrap_or(10);
         let rows = if self.fifo {
@@ -372,13 +470,12 @@ impl SqliteQueue {
                 .bind(&self.name)
                 .bind(now)
                 .bind(limit)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut *conn)
                 .await
         } else {
-            sqlx::query(&self.sql.claim).bind(until).bind(&self.name).bind(now).bind(limit).fetch_all(&mut *tx).await
+            sqlx::query(&self.sql.claim).bind(until).bind(&self.name).bind(now).bind(limit).fetch_all(&mut *conn).await
         }
         .map_err(db)?;
-        tx.commit().await.map_err(db)?;
         let mut messages = rows.iter().map(to_message).collect::<Result<Vec<_>, _>>()?;
         messages.sort_by_key(|(id, _)| *id);
         Ok(messages.into_iter().map(|(_, m)| m).collect())
@@ -412,6 +509,10 @@ impl Queue for SqliteQueue {
     async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<Vec<EntryResult<String>>, QueueError> {
         check_batch(&messages, self.options.max_message_size)?;
         let mut conn = self.pool.acquire().await.map_err(db)?;
+        if !(self.fifo && messages.iter().any(|m| m.dedup_id.is_some())) {
+            // At most 10 messages: one INSERT, which is its own transaction.
+            return self.send_in(&mut conn, messages).await;
+        }
         let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await.map_err(db)?;
         let results = self.send_in(&mut tx, messages).await?;
         tx.commit().await.map_err(db)?;
@@ -446,36 +547,39 @@ impl Queue for SqliteQueue {
         if receipts.len() > MAX_BATCH {
             return Err(QueueError::Invalid(format!("{} entries in one batch; at most 10", receipts.len())));
         }
-        let mut conn = self.pool.acquire().await.map_err(db)?;
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await.map_err(db)?;
-        let mut results = Vec::with_capacity(receipts.len());
-        for receipt in &receipts {
-            let Ok((id, count)) = parse_receipt(receipt) else {
-                results.push(Err(QueueError::InvalidReceipt));
-                continue;
-            };
-            let done = sqlx::query(&self.sql.delete)
-                .bind(id)
-                .bind(&self.name)
-                .bind(count)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            results.push(if done.rows_affected() == 1 {
-                Ok(())
-            } else {
-                // Gone already (SQS accepts a repeated delete), or received again since.
-                let exists: bool = sqlx::query_scalar(&self.sql.exists)
-                    .bind(id)
-                    .bind(&self.name)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                if exists { Err(QueueError::InvalidReceipt) } else { Ok(()) }
-            });
+        let parsed: Vec<Option<(i64, i64)>> = receipts.iter().map(|r| parse_receipt(r).ok()).collect();
+        let pairs: Vec<(i64, i64)> = parsed.iter().flatten().copied().collect();
+        let mut deleted = Vec::new();
+        if !pairs.is_empty() {
+            // One statement for the whole batch.
+            let mut delete = sqlx::query_scalar::<_, i64>(&self.sql.delete_rows[pairs.len() - 1]).bind(&self.name);
+            for (id, _) in &pairs {
+                delete = delete.bind(id);
+            }
+            for (id, count) in &pairs {
+                delete = delete.bind(id).bind(count);
+            }
+            deleted = delete.fetch_all(&self.pool).await.map_err(db)?;
         }
-        tx.commit().await.map_err(db)?;
-        Ok(results)
+        let missed: Vec<i64> = pairs.iter().map(|(id, _)| *id).filter(|id| !deleted.contains(id)).collect();
+        let mut still_there = Vec::new();
+        if !missed.is_empty() {
+            let mut existing = sqlx::query_scalar::<_, i64>(&self.sql.existing[missed.len() - 1]).bind(&self.name);
+            for id in &missed {
+                existing = existing.bind(id);
+            }
+            still_there = existing.fetch_all(&self.pool).await.map_err(db)?;
+        }
+        Ok(parsed
+            .into_iter()
+            .map(|receipt| match receipt {
+                // Received again since: this receipt is stale.
+                Some((id, _)) if still_there.contains(&id) && !deleted.contains(&id) => Err(QueueError::InvalidReceipt),
+                // Deleted now, or gone already (SQS accepts a repeated delete).
+                Some(_) => Ok(()),
+                None => Err(QueueError::InvalidReceipt),
+            })
+            .collect())
     }
 
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {

@@ -31,6 +31,10 @@ const SEND_ROUNDS: u32 = 3;
 #[derive(Clone)]
 pub struct Jobs {
     store: Arc<dyn JobStore>,
+    /// The store, when it is a [`SqlStore`](crate::SqlStore): a job and its
+    /// tasks can then share a transaction with a task queue in its database.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    sql: Option<crate::SqlStore>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -42,7 +46,18 @@ impl std::fmt::Debug for Jobs {
 impl Jobs {
     /// Jobs in `store`.
     pub fn new(store: impl JobStore) -> Self {
-        Self { store: Arc::new(store) }
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        let sql = (&store as &dyn std::any::Any).downcast_ref::<crate::SqlStore>().cloned();
+        Self {
+            store: Arc::new(store),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            sql,
+        }
+    }
+
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn sql(&self) -> Option<&crate::SqlStore> {
+        self.sql.as_ref()
     }
 
     /// The store.
@@ -179,7 +194,13 @@ impl Jobs {
     /// job's id and name; the worker's [`JobHook`](crate::JobHook) then moves
     /// the job along as they run.
     ///
-    /// What is guaranteed, whatever fails and wherever the process stops:
+    /// **When the job store and the queue share a database** — a
+    /// [`SqlStore`](crate::SqlStore) and a `SqliteQueue` or `PostgresQueue`
+    /// reaching the same database — the job and all its tasks are written in
+    /// one transaction: both exist, or neither does (the outbox pattern without
+    /// an outbox), and the job says `tasks_sent = tasks_total` from the start.
+    ///
+    /// Otherwise, what is guaranteed, whatever fails and wherever the process stops:
     /// - the job exists before any of its tasks is sent (pending, with
     ///   `tasks_sent` 0), so no task arrives before its job;
     /// - a send that fails transiently is retried (3 rounds, 100 ms then
@@ -196,7 +217,8 @@ impl Jobs {
     /// # Errors
     /// [`Error::Invalid`] when two tasks share an execution id (the job could
     /// never complete; nothing is created); the store's; [`Error::Tasks`] when
-    /// a task could not be sent (the job is then failed).
+    /// a task could not be sent (the job is then failed — or, in one
+    /// transaction, never created).
     pub async fn start_with_tasks<Q: Queue>(
         &self,
         producer: &Producer<Q>,
@@ -213,7 +235,12 @@ impl Jobs {
         }
         let total = u32::try_from(tasks.len())
             .map_err(|_| Error::Invalid(format!("{} tasks in one job; at most {}", tasks.len(), u32::MAX)))?;
-        let mut new_job = job.tasks(total);
+        let job = job.tasks(total);
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        if let Some(started) = self.start_atomically(producer, &job, &tasks).await {
+            return started;
+        }
+        let mut new_job = job;
         new_job.sending = true;
         let job = self.create(new_job).await?;
         let id = job.id.to_string();

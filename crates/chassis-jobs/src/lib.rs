@@ -42,6 +42,8 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod atomic;
 mod config;
 mod error;
 mod hook;

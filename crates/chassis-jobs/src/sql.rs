@@ -307,17 +307,24 @@ fn next_version(job: Job) -> (Job, i64) {
     (next, expected)
 }
 
-/// Binds a job's columns (after `id`) in `COLUMNS` order.
-fn bind_job<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+/// Binds a job's columns (after `id`) in `COLUMNS` order, for any database
+/// (the store's own, or a task queue's connection: [`SqlStore::insert_on`]).
+fn bind_job<'q, DB: sqlx::Database>(
+    query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
     job: &Job,
-) -> Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>> {
+) -> Result<sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>>
+where
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     let input = serde_json::to_string(&job.input).map_err(json_error)?;
     let result = job.result.as_ref().map(serde_json::to_string).transpose().map_err(json_error)?;
     let labels = serde_json::to_string(&job.labels).map_err(json_error)?;
     Ok(query
         .bind(job.name.clone())
-        .bind(job.status.as_str())
+        .bind(job.status.as_str().to_owned())
         .bind(to_i64(job.tasks_total))
         .bind(to_i64(job.tasks_done))
         .bind(to_i64(job.tasks_sent))
@@ -336,14 +343,49 @@ fn bind_job<'q>(
         .bind(job.version))
 }
 
+impl SqlStore {
+    fn insert_sql(&self) -> String {
+        self.sql(&format!(
+            "INSERT INTO {{p}}jobs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+        ))
+    }
+
+    /// Writes a new job's row on `conn`: a connection (a transaction) of a
+    /// task queue in this store's own database, so the job and its tasks
+    /// commit together ([`Jobs::start_with_tasks`](crate::Jobs::start_with_tasks)).
+    pub(crate) async fn insert_on<DB: sqlx::Database>(&self, conn: &mut DB::Connection, job: &Job) -> Result<()>
+    where
+        for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+        for<'q> <DB as sqlx::Database>::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+        for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+        for<'q> Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    {
+        let sql = self.insert_sql();
+        let query = sqlx::query::<DB>(&sql).bind(job.id.to_string());
+        bind_job(query, job)?.execute(&mut *conn).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The `applied_ms` of the first migration of the task queue tables with
+    /// `prefix`, as this store's database has it: two pools that read the same
+    /// value reach the same database (it is stamped once per database).
+    pub(crate) async fn queue_stamp(&self, prefix: &str) -> Option<i64> {
+        sqlx::query_scalar::<_, i64>(&format!("SELECT applied_ms FROM {prefix}tasks_migrations WHERE version = 1"))
+            .fetch_optional(&self.pool)
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
 impl JobStore for SqlStore {
     fn create(&self, job: NewJob) -> BoxFuture<Result<Job>> {
         let store = self.clone();
         Box::pin(async move {
             let job = job.into_job(now_ms()).into_storable()?;
-            let sql = store.sql(&format!(
-                "INSERT INTO {{p}}jobs ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-            ));
+            let sql = store.insert_sql();
             let query = sqlx::query(&sql).bind(job.id.to_string());
             bind_job(query, &job)?.execute(&store.pool).await.map_err(store_error)?;
             Ok(job)

@@ -3,6 +3,8 @@
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod at_least_once;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod atomic;
 mod config;
 mod conformance;
 #[cfg(feature = "http")]

@@ -249,6 +249,11 @@ impl PostgresQueue {
         &self.name
     }
 
+    /// The prefix of its tables (`<prefix>tasks`, `<prefix>tasks_migrations`).
+    pub fn table_prefix(&self) -> &str {
+        &self.options.table_prefix
+    }
+
     /// The connection pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool

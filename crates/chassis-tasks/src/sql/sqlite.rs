@@ -246,6 +246,11 @@ impl SqliteQueue {
         &self.name
     }
 
+    /// The prefix of its tables (`<prefix>tasks`, `<prefix>tasks_migrations`).
+    pub fn table_prefix(&self) -> &str {
+        &self.options.table_prefix
+    }
+
     /// The connection pool (for transactional sends, [`send_in`](Self::send_in)).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool

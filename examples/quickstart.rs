@@ -43,9 +43,10 @@ use serde::{Deserialize, Serialize};
 struct Settings {
     #[serde(default)]
     queue: QueueBackend,
-    /// The SQLite queue's file (`queue = "sqlite"`).
-    #[serde(default = "default_queue_path")]
-    queue_path: String,
+    /// The SQLite queue's file (`queue = "sqlite"`); default: the job store's
+    /// file, so a job and its tasks are created in one transaction.
+    #[serde(default)]
+    queue_path: Option<String>,
     #[serde(default)]
     service: chassis::service::Config,
     #[serde(default)]
@@ -73,9 +74,6 @@ enum QueueBackend {
     Sqs,
 }
 
-fn default_queue_path() -> String {
-    "data/quickstart-tasks.db".into()
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -124,9 +122,10 @@ async fn main() {
         QueueBackend::Memory => serve(boot.service, settings, jobs, MemoryQueue::new(pool)).await,
         #[cfg(feature = "tasks-sqlite")]
         QueueBackend::Sqlite => {
-            let queue = chassis::tasks::SqliteQueue::open(&settings.queue_path, pool)
+            let path = settings.queue_path.as_ref().unwrap_or(&settings.jobs.path);
+            let queue = chassis::tasks::SqliteQueue::open(path, pool)
                 .await
-                .unwrap_or_else(|e| fail(&format!("cannot open the task queue {}: {e}", settings.queue_path)));
+                .unwrap_or_else(|e| fail(&format!("cannot open the task queue {path}: {e}")));
             serve(boot.service, settings, jobs, queue).await
         }
         #[cfg(feature = "tasks-postgres")]

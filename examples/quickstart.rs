@@ -74,7 +74,6 @@ enum QueueBackend {
     Sqs,
 }
 
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 struct Downstream {
@@ -110,6 +109,12 @@ fn fail(message: &str) -> ! {
 async fn main() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart/config");
     let loader = Loader::new("APP").dir(dir).require(Require::key("tasks.task_pool").rule(Rule::not_empty()));
+    // The checks between fields (`tasks.pollers` ≤ `tasks.concurrency`, …) of the
+    // sections boot does not know, in the same report (boot adds `service`, `log`).
+    let loader = loader
+        .check::<chassis::tasks::Config>("tasks")
+        .check::<chassis::breaker::Config>("breaker")
+        .check::<chassis::jobs::Config>("jobs");
     // Configuration (a bad one: every problem, exit 78), logging, and the
     // service with its metrics recorder — before anything registers metrics.
     let boot = chassis::service::boot::<Settings>("quickstart", env!("CARGO_PKG_VERSION"), loader);

@@ -12,9 +12,15 @@
 //! let err = serde_json::from_str::<Section>(r#"{"concurrency": 0}"#).err().map(|e| e.to_string());
 //! assert!(err.is_some_and(|e| e.contains("an integer from 1 to 10000")));
 //! ```
+//!
+//! Checks *between* fields (`pollers` at most `concurrency`) cannot run while
+//! one field deserializes: a section implements [`Check`] for them, returning
+//! every [`Violation`] at the key of the value out of line. chassis-config's
+//! `Loader::check` runs it after the section deserialized and puts each
+//! violation in the same report; any other loader can call [`Check::check`].
 #![forbid(unsafe_code)]
 
-use std::fmt::Display;
+use std::fmt::{self, Display};
 
 use serde::de::{Deserialize, Deserializer, Error, Unexpected};
 
@@ -74,6 +80,75 @@ where
         check(n.try_into().unwrap_or(u64::MAX), MIN, u64::MAX)?;
     }
     Ok(value)
+}
+
+/// The checks of a configuration section that no single field's bound can
+/// express — values that depend on each other, like `pollers` at most
+/// `concurrency` — run once the section has deserialized.
+///
+/// ```
+/// use chassis_bounds::{Check, Violation};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Pool {
+///     min: u32,
+///     max: u32,
+/// }
+///
+/// impl Check for Pool {
+///     fn check(&self) -> Vec<Violation> {
+///         let mut found = Vec::new();
+///         if self.max < self.min {
+///             found.push(Violation::new("max", self.max, format_args!("at least min ({})", self.min)).related("min"));
+///         }
+///         found
+///     }
+/// }
+///
+/// let pool: Pool = serde_json::from_str(r#"{"min": 5, "max": 2}"#).unwrap();
+/// let found = pool.check();
+/// assert_eq!(found[0].to_string(), "max: invalid value 2, expected at least min (5)");
+/// ```
+pub trait Check {
+    /// Every value out of line, each at its key relative to the section; empty
+    /// when the section is consistent.
+    fn check(&self) -> Vec<Violation>;
+}
+
+/// One value a [`Check`] rejects: its key, the value, what was expected, and
+/// the other keys the expectation depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Violation {
+    /// The key of the value out of line, relative to the section, with `.`
+    /// between levels (`failure_rate.min_calls`).
+    pub key: String,
+    /// The value as found, for the report (`9`, `"  "`); never a secret.
+    pub found: String,
+    /// What was expected, naming the related keys and their values
+    /// (`at most concurrency (8)`).
+    pub expected: String,
+    /// The other keys (relative to the section) the expectation depends on.
+    pub related: Vec<String>,
+}
+
+impl Violation {
+    /// The value at `key`, `found`, is not `expected`.
+    pub fn new(key: impl Into<String>, found: impl Display, expected: impl Display) -> Self {
+        Self { key: key.into(), found: found.to_string(), expected: expected.to_string(), related: Vec::new() }
+    }
+
+    /// Names another key (relative to the section) the expectation depends on.
+    pub fn related(mut self, key: impl Into<String>) -> Self {
+        self.related.push(key.into());
+        self
+    }
+}
+
+impl Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: invalid value {}, expected {}", self.key, self.found, self.expected)
+    }
 }
 
 #[cfg(test)]

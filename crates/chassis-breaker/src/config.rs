@@ -1,5 +1,6 @@
 //! [`Config`]: the `breaker` section, validated when a breaker is built.
 
+use chassis_bounds::{Check, Violation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -9,9 +10,12 @@ mod bounds;
 /// Breaker configuration: the `breaker` section of a chassis configuration.
 ///
 /// Every field has a default. Deserializing rejects a value out of its field's
-/// range, at its key (so chassis-config reports it with the others);
-/// [`Config::validate`] (called when a breaker is built) checks them again, and
-/// the fields that depend on each other, with the field named.
+/// range, at its key (so chassis-config reports it with the others); its
+/// [`Check`] finds the fields that depend on each other (`failure_rate.min_calls`
+/// over `failure_rate.window`, `backoff.max_ms` under `open_timeout_ms`), so
+/// `Loader::check::<chassis_breaker::Config>("breaker")` puts them in the same
+/// report; [`Config::validate`] (called when a breaker is built) checks
+/// everything again, with the field named.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -135,6 +139,36 @@ pub(crate) const MAX_MS: u64 = (1 << 40) - 1;
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
     Error::InvalidConfig { field, reason: reason.into() }
+}
+
+/// The checks between fields, each at the key of the value out of line:
+/// `failure_rate.min_calls` at most `failure_rate.window`, and `backoff.max_ms`
+/// at least `open_timeout_ms`.
+impl Check for Config {
+    fn check(&self) -> Vec<Violation> {
+        let mut found = Vec::new();
+        if let Some(rate) = self.failure_rate.as_ref().filter(|r| r.min_calls > r.window) {
+            found.push(
+                Violation::new(
+                    "failure_rate.min_calls",
+                    rate.min_calls,
+                    format_args!("at most window ({})", rate.window),
+                )
+                .related("failure_rate.window"),
+            );
+        }
+        if let Some(backoff) = self.backoff.as_ref().filter(|b| b.max_ms < self.open_timeout_ms) {
+            found.push(
+                Violation::new(
+                    "backoff.max_ms",
+                    backoff.max_ms,
+                    format_args!("at least open_timeout_ms ({})", self.open_timeout_ms),
+                )
+                .related("open_timeout_ms"),
+            );
+        }
+        found
+    }
 }
 
 impl Config {
@@ -284,6 +318,34 @@ mod tests {
                 other => panic!("{field}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn checks_between_fields_agree_with_validate() {
+        use chassis_bounds::Check;
+
+        assert!(Config::default().check().is_empty());
+        let rate = Config {
+            failure_rate: Some(FailureRate { window: 10, min_calls: 20, ..FailureRate::default() }),
+            ..Config::default()
+        };
+        let backoff = Config { backoff: Some(Backoff { max_ms: 5_000, ..Backoff::default() }), ..Config::default() };
+        for (config, key, expected, related) in [
+            (rate, "failure_rate.min_calls", "at most window (10)", "failure_rate.window"),
+            (backoff, "backoff.max_ms", "at least open_timeout_ms (10000)", "open_timeout_ms"),
+        ] {
+            let found = config.check();
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!((found[0].key.as_str(), found[0].expected.as_str()), (key, expected));
+            assert_eq!(found[0].related, [related]);
+            assert!(matches!(config.validate(), Err(Error::InvalidConfig { field, .. }) if field == key));
+        }
+        let at_limits = Config {
+            failure_rate: Some(FailureRate { window: 10, min_calls: 10, ..FailureRate::default() }),
+            backoff: Some(Backoff { max_ms: 10_000, ..Backoff::default() }),
+            ..Config::default()
+        };
+        assert!(at_limits.check().is_empty() && at_limits.validate().is_ok());
     }
 
     #[test]

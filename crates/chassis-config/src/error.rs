@@ -109,6 +109,14 @@ impl fmt::Display for Problem {
         if let Some(source) = &self.source {
             write!(f, "\n       from {source}")?;
         }
+        if let ProblemKind::Check { related, .. } = &self.kind {
+            for other in related {
+                match &other.source {
+                    Some(source) => write!(f, "\n       depends on {}, from {source}", other.key)?,
+                    None => write!(f, "\n       depends on {}", other.key)?,
+                }
+            }
+        }
         if let Some(var) = &self.env_var {
             write!(f, "\n       set it with {var}")?;
             if let Some(key) = &self.key {
@@ -145,6 +153,19 @@ pub enum ProblemKind {
         /// What the source holds (redacted for secrets).
         found: String,
     },
+    /// A section's own check ([`Loader::check`](crate::Loader::check)) rejects
+    /// the value: valid on its own, but not with the [`related`](Self::Check::related)
+    /// values (`tasks.pollers` over `tasks.concurrency`), or not in a way a
+    /// single field's bound can say.
+    #[error("invalid value {found}, expected {expected}")]
+    Check {
+        /// What the check expected, naming the related keys and their values.
+        expected: String,
+        /// The value as the check found it (redacted for secrets).
+        found: String,
+        /// The other values the expectation depends on, with their sources.
+        related: Vec<Related>,
+    },
     /// A declared validation rule failed.
     #[error("{message}")]
     Rule {
@@ -168,6 +189,27 @@ pub enum ProblemKind {
     /// may be missing from this report.
     #[error("further problems below this key may be hidden until it is fixed")]
     Hidden,
+}
+
+/// A value a failed [`ProblemKind::Check`] depends on: where to change the
+/// other side of the conflict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Related {
+    pub(crate) key: String,
+    pub(crate) source: Option<Source>,
+}
+
+impl Related {
+    /// The key path (`tasks.concurrency`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Where its value came from: a source, or [`Source::Default`] when no
+    /// source sets it.
+    pub fn source(&self) -> Option<&Source> {
+        self.source.as_ref()
+    }
 }
 
 /// Something suspicious that does not stop the load, such as an environment

@@ -74,6 +74,14 @@
 //! the variable that would set it, the source of the bad value and what was
 //! expected. [`Error::exit`] prints it and exits with code 78 (`EX_CONFIG`).
 //!
+//! Checks between fields of a section (`pollers` at most `concurrency`) are in
+//! the same report: register them with [`Loader::check`] (a section type that
+//! implements [`Check`]) or [`Loader::check_with`] (a closure). Each runs once
+//! its section has deserialized — a section that failed to is already in the
+//! report and is not checked as well — and each [`Violation`] is reported at
+//! its key, with its variable, its source and the keys it depends on
+//! ([`ProblemKind::Check`]).
+//!
 //! # Secrets
 //! [`Secret<T>`] prints and serializes as `***`; keys read into one are redacted
 //! in the [`Effective`] dump and in error messages.
@@ -98,8 +106,9 @@ mod require;
 mod secret;
 mod source;
 
+pub use chassis_bounds::{Check, Violation};
 pub use effective::{Effective, Entry, Overridden};
-pub use error::{EX_CONFIG, Error, Problem, ProblemKind, Result, Warning};
+pub use error::{EX_CONFIG, Error, Problem, ProblemKind, Related, Result, Warning};
 pub use loader::{Config, Loaded, Loader};
 pub use require::{Require, Rule};
 pub use secret::{REDACTED, Secret};

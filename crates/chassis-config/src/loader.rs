@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chassis_bounds::{Check, Violation};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -12,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::de::{Ctx, DeError, Kind, ValueDe, loose_eq};
 use crate::effective::{self, Effective};
 use crate::env;
-use crate::error::{Error, Problem, ProblemKind, Result, Warning};
+use crate::error::{Error, Problem, ProblemKind, Related, Result, Warning};
 use crate::files;
 use crate::node::{DisplayPath, Node, Seg, key_segs, split_key};
 use crate::require::{Require, Target};
@@ -74,6 +76,18 @@ pub struct Loader {
     env: Option<Vec<(OsString, OsString)>>,
     overrides: Vec<(String, std::result::Result<serde_json::Value, String>)>,
     requirements: Vec<Require>,
+    checks: Vec<SectionCheck>,
+}
+
+/// Extracts a section at the given path and runs a check on it: the check's
+/// violations, or the section's own problems when it fails to deserialize.
+type CheckFn = Arc<dyn Fn(&Config, &[Seg]) -> std::result::Result<Vec<Violation>, Vec<Problem>> + Send + Sync>;
+
+/// A check registered with [`Loader::check`] or [`Loader::check_with`].
+#[derive(Clone)]
+struct SectionCheck {
+    section: String,
+    run: CheckFn,
 }
 
 impl fmt::Debug for Loader {
@@ -87,6 +101,7 @@ impl fmt::Debug for Loader {
             .field("injected_env_vars", &self.env.as_ref().map(Vec::len))
             .field("overrides", &self.overrides.len())
             .field("requirements", &self.requirements.len())
+            .field("checks", &self.checks.iter().map(|c| c.section.as_str()).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -104,6 +119,7 @@ impl Loader {
             env: None,
             overrides: Vec::new(),
             requirements: Vec::new(),
+            checks: Vec::new(),
         }
     }
 
@@ -161,15 +177,85 @@ impl Loader {
         self
     }
 
+    /// Checks the section `section` (`"tasks"`, `"db.replica"`; `""` for the
+    /// whole configuration) with `S`'s own [`Check`] — the checks between its
+    /// fields, such as `pollers` at most `concurrency` — after the load, so
+    /// its violations are in the one report.
+    ///
+    /// The section is read into `S` (a section no source sets reads as an
+    /// empty table, as with [`Config::section`]). When it fails to read, its
+    /// problems are reported, once, and it is not checked; when the target of
+    /// [`extract`](Self::extract) already failed to read a key in it, it is
+    /// skipped (those problems are in the report). Each [`Violation`] becomes
+    /// a [`ProblemKind::Check`] at its key, with the variable that sets it,
+    /// the source of its value ([`Source::Default`] when no source sets it) and
+    /// the keys it depends on, with theirs. A violation at a key that already
+    /// has a problem (a failed [`Require`] rule) is left out.
+    ///
+    /// ```
+    /// use chassis_config::{Check, Loader, ProblemKind, Violation};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Pool {
+    ///     min: u32,
+    ///     max: u32,
+    /// }
+    ///
+    /// impl Check for Pool {
+    ///     fn check(&self) -> Vec<Violation> {
+    ///         if self.max >= self.min {
+    ///             return Vec::new();
+    ///         }
+    ///         vec![Violation::new("max", self.max, format_args!("at least min ({})", self.min)).related("min")]
+    ///     }
+    /// }
+    ///
+    /// let err = Loader::new("APP")
+    ///     .no_dir()
+    ///     .env([("APP_POOL__MIN", "5"), ("APP_POOL__MAX", "2")])
+    ///     .check::<Pool>("pool")
+    ///     .load()
+    ///     .unwrap_err();
+    /// let problem = &err.problems()[0];
+    /// assert_eq!((problem.key(), problem.env_var()), (Some("pool.max"), Some("APP_POOL__MAX")));
+    /// assert!(matches!(problem.kind(), ProblemKind::Check { related, .. } if related[0].key() == "pool.min"));
+    /// ```
+    pub fn check<S: DeserializeOwned + Check + 'static>(self, section: impl Into<String>) -> Self {
+        self.check_with(section, |s: &S| s.check())
+    }
+
+    /// Like [`check`](Self::check), with a closure instead of a [`Check`]
+    /// implementation (for a section type from a crate that does not implement
+    /// it, or a check of this service's own): it returns every value out of
+    /// line, at keys relative to the section.
+    pub fn check_with<S, F>(mut self, section: impl Into<String>, check: F) -> Self
+    where
+        S: DeserializeOwned + 'static,
+        F: Fn(&S) -> Vec<Violation> + Send + Sync + 'static,
+    {
+        let run: CheckFn = Arc::new(move |config: &Config, base: &[Seg]| {
+            let (value, problems, _) = config.extract_at::<S>(base);
+            match value {
+                Some(value) if problems.is_empty() => Ok(check(&value)),
+                _ => Err(problems),
+            }
+        });
+        self.checks.push(SectionCheck { section: section.into(), run });
+        self
+    }
+
     /// Reads every source and checks the declared requirements, without a
     /// target type. Use [`Config::extract`] and [`Config::section`] on the result.
     ///
     /// # Errors
     /// Every problem with the sources (missing named files, malformed files,
-    /// non-UTF-8 variables) and every failed requirement, in one [`Error`].
-    pub fn load(self) -> Result<Config> {
+    /// non-UTF-8 variables), every failed requirement and every problem the
+    /// registered [checks](Self::check) find, in one [`Error`].
+    pub fn load(mut self) -> Result<Config> {
+        let checks = std::mem::take(&mut self.checks);
         let (config, mut problems) = self.build();
         problems.extend(config.check_requirements());
+        config.run_checks(&checks, &mut problems);
         dedup(&mut problems);
         if problems.is_empty() { Ok(config) } else { Err(Error::new(problems, config.warnings)) }
     }
@@ -178,8 +264,10 @@ impl Loader {
     ///
     /// # Errors
     /// Every problem — with the sources, with the values for `T` (missing,
-    /// wrong type, invalid) and with the declared requirements — in one [`Error`].
-    pub fn extract<T: DeserializeOwned>(self) -> Result<Loaded<T>> {
+    /// wrong type, invalid), with the declared requirements and with the
+    /// registered [checks](Self::check) — in one [`Error`].
+    pub fn extract<T: DeserializeOwned>(mut self) -> Result<Loaded<T>> {
+        let checks = std::mem::take(&mut self.checks);
         let (config, mut problems) = self.build();
         let (value, extract_problems, warnings) = config.extract_at::<T>(&[]);
         // A value that already failed to read is not checked against rules too.
@@ -188,6 +276,7 @@ impl Loader {
         problems.extend(config.check_requirements().into_iter().filter(|p| {
             !(matches!(p.kind, ProblemKind::Rule { .. }) && p.key.as_ref().is_some_and(|k| failed.contains(k)))
         }));
+        config.run_checks(&checks, &mut problems);
         dedup(&mut problems);
         let mut all_warnings = config.warnings.clone();
         all_warnings.extend(warnings);
@@ -560,6 +649,77 @@ impl Config {
             env_var: None,
             source: None,
             kind: ProblemKind::Hidden,
+        }
+    }
+
+    /// Runs the registered section checks; see [`Loader::check`].
+    fn run_checks(&self, checks: &[SectionCheck], problems: &mut Vec<Problem>) {
+        let mut found = Vec::new();
+        for check in checks {
+            let base = if check.section.is_empty() {
+                Vec::new()
+            } else if let Some(path) = split_key(&check.section) {
+                key_segs(&path)
+            } else {
+                let message =
+                    format!("{:?} is not a section name: it needs non-empty parts separated by `.`", check.section);
+                found.push(source_problem(message));
+                continue;
+            };
+            let within = |key: &str| {
+                check.section.is_empty()
+                    || key
+                        .strip_prefix(check.section.as_str())
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+            };
+            if problems.iter().any(|p| p.key.as_deref().is_some_and(within)) {
+                continue; // already reported: the section did not read
+            }
+            match (check.run)(self, &base) {
+                Ok(violations) => {
+                    let mut checked: Vec<Problem> = violations.into_iter().map(|v| self.violation(&base, v)).collect();
+                    checked.sort_by(|a, b| a.key.cmp(&b.key));
+                    found.extend(checked);
+                }
+                Err(failed) => found.extend(failed),
+            }
+        }
+        // A key that already has a problem (a failed rule) is not reported twice.
+        found.retain(|p| !p.key.as_deref().is_some_and(|k| problems.iter().any(|q| q.key.as_deref() == Some(k))));
+        problems.extend(found);
+    }
+
+    /// A check's violation as a problem at its full key, with the variable,
+    /// the source of the value and the related keys with theirs.
+    fn violation(&self, base: &[Seg], violation: Violation) -> Problem {
+        let locate = |rel: &str| {
+            let mut path = base.to_vec();
+            match split_key(rel) {
+                Some(parts) => path.extend(key_segs(&parts)),
+                None => path.push(Seg::Key(rel.to_owned())),
+            }
+            let raw = resolve(&self.merged, &path);
+            let source =
+                self.merged.get(&raw).and_then(Node::source).map_or(Source::Default, |s| self.sources.get(s).clone());
+            (path, source)
+        };
+        let (path, source) = locate(&violation.key);
+        let key = DisplayPath(&path).to_string();
+        let found =
+            if effective::is_secret(&key, &self.secrets()) { "a secret value".to_owned() } else { violation.found };
+        let related = violation
+            .related
+            .iter()
+            .map(|rel| {
+                let (path, source) = locate(rel);
+                Related { key: DisplayPath(&path).to_string(), source: Some(source) }
+            })
+            .collect();
+        Problem {
+            env_var: env::var_for_key(&self.prefix, &path),
+            key: Some(key),
+            source: Some(source),
+            kind: ProblemKind::Check { expected: violation.expected, found, related },
         }
     }
 

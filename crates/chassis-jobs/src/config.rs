@@ -1,5 +1,6 @@
 //! [`Config`]: the `jobs` section.
 
+use chassis_bounds::{Check, Violation};
 use chassis_config::Secret;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,10 @@ pub enum Backend {
 }
 
 /// Job tracking configuration: the `jobs` section.
+///
+/// Its [`Check`] (`Loader::check::<chassis_jobs::Config>("jobs")`) finds what
+/// [`Jobs::from_config`](crate::Jobs::from_config) would refuse, so it is in
+/// the one configuration report instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -72,5 +77,40 @@ impl Config {
     /// The retention as a duration.
     pub fn retention(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.retention_days.saturating_mul(86_400))
+    }
+}
+
+/// What [`Jobs::from_config`](crate::Jobs::from_config) needs beyond each
+/// field's range: a `backend` whose crate feature is on, a `url` with
+/// `backend = "postgres"`, and a `table_prefix` of letters, digits and `_`.
+impl Check for Config {
+    fn check(&self) -> Vec<Violation> {
+        let mut found = Vec::new();
+        let feature = match self.backend {
+            Backend::Memory => None,
+            Backend::Sqlite => (!cfg!(feature = "sqlite")).then_some("sqlite"),
+            Backend::Postgres => (!cfg!(feature = "postgres")).then_some("postgres"),
+        };
+        if let Some(feature) = feature {
+            found.push(Violation::new(
+                "backend",
+                format_args!("{feature:?}"),
+                format_args!("a backend this build has (`memory`, or enable the chassis-jobs feature `{feature}`)"),
+            ));
+        }
+        if self.backend == Backend::Postgres && self.url.is_none() {
+            found.push(
+                Violation::new("url", "none", "a PostgreSQL URL (postgres://…) with backend = \"postgres\"")
+                    .related("backend"),
+            );
+        }
+        if !self.table_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            found.push(Violation::new(
+                "table_prefix",
+                format_args!("{:?}", self.table_prefix),
+                "letters, digits and `_` only",
+            ));
+        }
+        found
     }
 }

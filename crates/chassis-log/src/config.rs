@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use chassis_bounds::{Check, Violation};
 use serde::{Deserialize, Serialize};
 
 mod bounds;
@@ -10,7 +11,10 @@ mod bounds;
 ///
 /// Every field has a default, so an empty section is valid. Deserializing
 /// rejects malformed filter directives and a line limit under 4096, at their
-/// keys, so chassis-config reports them with every other problem.
+/// keys, so chassis-config reports them with every other problem; its
+/// [`Check`] (`Loader::check::<chassis_log::Config>("log")`, which
+/// `chassis_service::boot` registers) finds more `labels` than the `gcp`
+/// format can carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -75,6 +79,22 @@ impl Config {
     pub fn format(mut self, format: Format) -> Self {
         self.format = format;
         self
+    }
+}
+
+/// The check between fields: with the `gcp` format, at most 61 `labels`
+/// (Cloud Logging takes 64, three are chassis'), at the key `labels`.
+impl Check for Config {
+    fn check(&self) -> Vec<Violation> {
+        let max = crate::layer::MAX_STATIC_LABELS;
+        if self.format == Format::Gcp && self.labels.len() > max {
+            let found = format_args!("{} labels", self.labels.len());
+            return vec![
+                Violation::new("labels", found, format_args!("at most {max} labels with format = \"gcp\""))
+                    .related("format"),
+            ];
+        }
+        Vec::new()
     }
 }
 

@@ -24,7 +24,7 @@ use crate::fields::{Budget, EventVisitor, Field, SpanVisitor, Trace, water_level
 use crate::time;
 
 /// Cloud Logging accepts at most 64 labels; three are ours.
-const MAX_STATIC_LABELS: usize = 61;
+pub(crate) const MAX_STATIC_LABELS: usize = 61;
 
 const GCP_PREFIX: &str = "logging.googleapis.com/";
 

@@ -20,8 +20,15 @@ pub struct Boot<T> {
 /// name and version filled in), logs the configuration's warnings, and builds
 /// the [`Service`] from its `service` section.
 ///
-/// A bad configuration prints one report of every problem to stderr and exits
-/// with 78 (`EX_CONFIG`); logging that cannot start exits with 1.
+/// The checks between the fields of the `service` and `log` sections (see
+/// their [`Check`](chassis_config::Check) implementations) run with the load;
+/// register those of other sections on `loader`
+/// (`.check::<chassis_tasks::Config>("tasks")`, see
+/// [`Loader::check`](chassis_config::Loader::check)).
+///
+/// A bad configuration prints one report of every problem — missing values,
+/// wrong types, values out of range, values out of line with each other — to
+/// stderr and exits with 78 (`EX_CONFIG`); logging that cannot start exits with 1.
 ///
 /// ```no_run
 /// # #[derive(serde::Deserialize)] struct Settings {}
@@ -31,6 +38,7 @@ pub struct Boot<T> {
 /// # }
 /// ```
 pub fn boot<T: DeserializeOwned>(name: &str, version: &str, loader: chassis_config::Loader) -> Boot<T> {
+    let loader = loader.check::<chassis_log::Config>("log").check::<Config>("service");
     let config = loader.extract_or_exit::<T>();
     let mut log: chassis_log::Config = config.section("log").unwrap_or_else(|e| e.exit());
     if log.service == chassis_log::Config::default().service {

@@ -2,11 +2,15 @@
 
 use std::net::SocketAddr;
 
+use chassis_bounds::{Check, Violation};
 use serde::{Deserialize, Serialize};
 
 mod bounds;
 
 /// Service runtime configuration: the `service` section.
+///
+/// Its [`Check`] (run by [`boot`](crate::boot)) finds the API and the admin
+/// server on the same address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -45,5 +49,38 @@ impl Default for Config {
             shutdown_deadline_secs: 30,
             check_timeout_ms: 2000,
         }
+    }
+}
+
+/// The check between fields: `admin_addr` differs from `http_addr` (unless
+/// both ask for any free port, port 0), at the key `admin_addr`.
+impl Check for Config {
+    fn check(&self) -> Vec<Violation> {
+        if self.admin_addr == self.http_addr && self.admin_addr.port() != 0 {
+            let expected = format_args!("an address other than http_addr ({}): both servers listen", self.http_addr);
+            return vec![Violation::new("admin_addr", self.admin_addr, expected).related("http_addr")];
+        }
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_api_and_the_admin_server_on_one_address_is_a_check_at_admin_addr() {
+        let mut config = Config::default();
+        assert!(config.check().is_empty());
+        config.admin_addr = config.http_addr;
+        let found = config.check();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].key.as_str(), found[0].related.as_slice()),
+            ("admin_addr", ["http_addr".to_owned()].as_slice())
+        );
+        config.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.admin_addr = config.http_addr;
+        assert!(config.check().is_empty(), "port 0: each gets its own free port");
     }
 }

@@ -329,6 +329,110 @@ fn boot_reports_every_configuration_problem_and_exits_78() {
     assert!(stderr.contains("configuration is invalid: 6 problems"), "{stderr}");
 }
 
+/// Issue 10, item 8, checks between fields: `pollers` over `concurrency` (the
+/// first from env, the second from a file) and `failure_rate.min_calls` over
+/// its `window` (from a file), next to a type error in another section.
+#[cfg(feature = "boot")]
+fn cross_field_problems(dir: &std::path::Path) -> chassis_config::Loader {
+    std::fs::write(
+        dir.join("default.toml"),
+        "[tasks]\nconcurrency = 8\n[breaker.failure_rate]\nwindow = 10\nmin_calls = 20\n",
+    )
+    .unwrap();
+    chassis_config::Loader::new("APP")
+        .dir(dir)
+        .env([("APP_TASKS__TASK_POOL", "work"), ("APP_TASKS__POLLERS", "9"), ("APP_SERVICE__HTTP_ADDR", "localhost")])
+        .check::<chassis_tasks::Config>("tasks")
+        .check::<chassis_breaker::Config>("breaker")
+}
+
+#[cfg(feature = "boot")]
+#[test]
+fn problems_between_fields_are_in_the_one_report() {
+    use chassis_config::{ProblemKind, Source};
+    let dir = tempfile::tempdir().unwrap();
+    let err = cross_field_problems(dir.path()).extract::<Settings>().unwrap_err();
+    let mut keys: Vec<_> = err.problems().iter().map(|p| p.key().unwrap_or("?")).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["breaker.failure_rate.min_calls", "service.http_addr", "tasks.pollers"], "{err}");
+    let find = |key: &str| err.problems().iter().find(|p| p.key() == Some(key)).unwrap();
+
+    let pollers = find("tasks.pollers");
+    assert_eq!(pollers.env_var(), Some("APP_TASKS__POLLERS"), "{err}");
+    assert_eq!(pollers.source(), Some(&Source::Env { var: "APP_TASKS__POLLERS".into() }), "{err}");
+    let ProblemKind::Check { found, expected, related } = pollers.kind() else { panic!("{err}") };
+    assert_eq!(found, "9");
+    assert!(expected.contains("concurrency (8)"), "{err}");
+    assert_eq!(related.iter().map(|r| r.key()).collect::<Vec<_>>(), ["tasks.concurrency"]);
+    assert!(matches!(related[0].source(), Some(Source::File { .. })), "{err}");
+
+    let min_calls = find("breaker.failure_rate.min_calls");
+    assert_eq!(min_calls.env_var(), Some("APP_BREAKER__FAILURE_RATE__MIN_CALLS"), "{err}");
+    assert!(matches!(min_calls.source(), Some(Source::File { .. })), "{err}");
+    assert!(matches!(min_calls.kind(), ProblemKind::Check { expected, .. } if expected.contains("window (10)")));
+
+    let text = err.to_string();
+    assert!(text.contains("tasks.pollers: invalid value 9, expected at most concurrency (8)"), "{text}");
+    assert!(text.contains("from env APP_TASKS__POLLERS"), "{text}");
+    assert!(text.contains("depends on tasks.concurrency, from file"), "{text}");
+}
+
+#[cfg(feature = "boot")]
+#[test]
+fn a_section_that_fails_to_deserialize_is_not_checked_as_well() {
+    let dir = tempfile::tempdir().unwrap();
+    let loader = cross_field_problems(dir.path()).env([
+        ("APP_TASKS__TASK_POOL", "work"),
+        ("APP_TASKS__POLLERS", "9"),
+        ("APP_TASKS__MAX_FAILURES", "many"),
+    ]);
+    let err = loader.extract::<Settings>().unwrap_err();
+    let keys: Vec<_> = err.problems().iter().map(|p| p.key().unwrap_or("?")).collect();
+    assert_eq!(keys, ["tasks.max_failures", "breaker.failure_rate.min_calls"], "{err}");
+}
+
+/// Boot runs the checks of `service` and `log` itself; the service registers
+/// the others (one line in the quickstart).
+#[cfg(feature = "boot")]
+#[test]
+fn boot_reports_problems_between_fields_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    #[allow(clippy::disallowed_methods)]
+    if std::env::var_os("CHASSIS_BOOT_CHILD").is_some() {
+        std::fs::write(dir.path().join("service.toml"), "[service]\nadmin_addr = \"127.0.0.1:7000\"\n").unwrap();
+        let loader = cross_field_problems(dir.path()).profile("service").env([
+            ("APP_TASKS__TASK_POOL", "work"),
+            ("APP_TASKS__POLLERS", "9"),
+            ("APP_SERVICE__HTTP_ADDR", "127.0.0.1:7000"),
+            ("APP_LOG__FORMAT", "gcp"),
+            (
+                "APP_LOG__LABELS",
+                &format!("{{{}}}", (0..62).map(|i| format!("\"l{i}\":\"v\"")).collect::<Vec<_>>().join(",")),
+            ),
+        ]);
+        let _ = chassis_service::boot::<Settings>("svc", "1.0.0", loader);
+        unreachable!("boot returned on a bad configuration");
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "boot_reports_problems_between_fields_and_exits_78", "--nocapture", "--test-threads=1"])
+        .env("CHASSIS_BOOT_CHILD", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(chassis_config::EX_CONFIG), "{stderr}");
+    assert!(stderr.contains("configuration is invalid: 4 problems"), "{stderr}");
+    for line in [
+        "breaker.failure_rate.min_calls: invalid value 20, expected at most window (10)",
+        "log.labels: invalid value 62 labels",
+        "service.admin_addr: invalid value 127.0.0.1:7000",
+        "set it with APP_SERVICE__ADMIN_ADDR",
+        "tasks.pollers: invalid value 9",
+        "from env APP_TASKS__POLLERS",
+    ] {
+        assert!(stderr.contains(line), "{line}: {stderr}");
+    }
+}
+
 /// Issue 15 §5: the largest accepted delays and timeouts neither overflow nor
 /// turn into "at once"; a check timeout of 0 (every check failing) is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chassis_bounds::{Check, Violation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -12,8 +13,11 @@ mod bounds;
 /// Task configuration: the `tasks` section of a chassis configuration.
 ///
 /// Deserializing rejects a value out of its field's range, at its key (so
-/// chassis-config reports it with the others); [`validate`](Self::validate)
-/// checks the rest — the fields that depend on each other — when a worker is built.
+/// chassis-config reports it with the others); its [`Check`] finds the rest —
+/// the fields that depend on each other, such as `pollers` over `concurrency`
+/// — so `Loader::check::<chassis_tasks::Config>("tasks")` puts them in the
+/// same report; [`validate`](Self::validate) checks everything again when a
+/// worker is built.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -98,6 +102,47 @@ impl Default for Config {
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
     Error::InvalidConfig { field, reason: reason.into() }
+}
+
+/// The checks no single field's bound expresses, each at the key of the
+/// value out of line: `task_pool` (required unless `queue_url` is set),
+/// `pollers` (at most `concurrency`), `backoff.max_secs` (`backoff.base_secs`
+/// to 43 200), `backoff.jitter` (0 to 1), `dead_letter_queue` (not empty).
+impl Check for Config {
+    fn check(&self) -> Vec<Violation> {
+        let mut found = Vec::new();
+        if self.task_pool.trim().is_empty() && self.queue_url.is_none() {
+            found.push(
+                Violation::new("task_pool", format_args!("{:?}", self.task_pool), "a queue name (or a queue_url)")
+                    .related("queue_url"),
+            );
+        }
+        if let Some(pollers) = self.pollers.filter(|&p| p > self.concurrency) {
+            found.push(
+                Violation::new("pollers", pollers, format_args!("at most concurrency ({})", self.concurrency))
+                    .related("concurrency"),
+            );
+        }
+        let backoff = &self.backoff;
+        let max = crate::MAX_VISIBILITY.as_secs();
+        if backoff.max_secs < backoff.base_secs || backoff.max_secs > max {
+            found.push(
+                Violation::new(
+                    "backoff.max_secs",
+                    backoff.max_secs,
+                    format_args!("backoff.base_secs ({}) to {max}", backoff.base_secs),
+                )
+                .related("backoff.base_secs"),
+            );
+        }
+        if !(0.0..=1.0).contains(&backoff.jitter) {
+            found.push(Violation::new("backoff.jitter", backoff.jitter, "a number from 0 to 1"));
+        }
+        if let Some(name) = self.dead_letter_queue.as_ref().filter(|name| name.trim().is_empty()) {
+            found.push(Violation::new("dead_letter_queue", format_args!("{name:?}"), "a queue name, not empty"));
+        }
+        found
+    }
 }
 
 impl Config {

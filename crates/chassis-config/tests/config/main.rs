@@ -2,6 +2,7 @@
 #![allow(missing_docs, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod bad_input;
+mod checks;
 mod datetimes;
 mod effective;
 mod env_mapping;

@@ -21,4 +21,23 @@ mod tests {
         }
         assert_eq!(serde_json::from_str::<Config>("{}").unwrap(), Config::default());
     }
+
+    #[test]
+    fn what_from_config_would_refuse_is_a_check_at_its_key() {
+        use chassis_bounds::Check;
+
+        use crate::config::Backend;
+
+        let memory = Config { backend: Backend::Memory, ..Config::default() };
+        assert!(memory.check().is_empty());
+        let postgres = Config { backend: Backend::Postgres, table_prefix: "my-app".into(), ..Config::default() };
+        let keys: Vec<_> = postgres.check().into_iter().map(|v| v.key).collect();
+        let mut expected = vec!["url", "table_prefix"];
+        if !cfg!(feature = "postgres") {
+            expected.insert(0, "backend");
+        }
+        assert_eq!(keys, expected);
+        let sqlite = Config::default().check();
+        assert_eq!(sqlite.is_empty(), cfg!(feature = "sqlite"), "{sqlite:?}");
+    }
 }

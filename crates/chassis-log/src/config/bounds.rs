@@ -38,4 +38,24 @@ mod tests {
         assert_eq!((config.filter.as_str(), config.max_line_bytes), ("warn,my_crate=debug", 4096));
         assert_eq!(serde_json::from_str::<Config>(r#"{"filter": ""}"#).unwrap().filter, "");
     }
+
+    #[test]
+    fn more_labels_than_gcp_carries_is_a_check_at_labels() {
+        use chassis_bounds::Check;
+
+        let labels = |n: usize| (0..n).map(|i| (format!("l{i}"), "v".to_owned())).collect();
+        let mut config = Config { labels: labels(62), ..Config::default() };
+        assert!(config.check().is_empty(), "only gcp has the limit");
+        config.format = crate::Format::Gcp;
+        let found = config.check();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].to_string(),
+            "labels: invalid value 62 labels, expected at most 61 labels with format = \"gcp\""
+        );
+        assert_eq!(found[0].related, ["format"]);
+        assert!(crate::JsonLayer::new(&config, std::io::sink).is_err(), "the layer refuses it too");
+        config.labels = labels(61);
+        assert!(config.check().is_empty());
+    }
 }

@@ -37,4 +37,44 @@ mod tests {
         let empty: Config = serde_json::from_str("{}").unwrap();
         assert_eq!(empty, Config::default());
     }
+
+    /// Each check agrees with `validate`, which worker builders still call.
+    #[test]
+    fn checks_between_fields_name_the_value_out_of_line_and_agree_with_validate() {
+        use chassis_bounds::Check;
+
+        let base = || Config::new("p");
+        assert!(base().check().is_empty());
+        let mut pollers = base();
+        (pollers.concurrency, pollers.pollers) = (8, Some(9));
+        let no_pool = Config::new(" ");
+        let mut short_max = base();
+        (short_max.backoff.base_secs, short_max.backoff.max_secs) = (60, 30);
+        let mut long_max = base();
+        long_max.backoff.max_secs = 43_201;
+        let mut jitter = base();
+        jitter.backoff.jitter = 1.5;
+        let mut dlq = base();
+        dlq.dead_letter_queue = Some(String::new());
+        let cases = [
+            (pollers, "pollers", "at most concurrency (8)", vec!["concurrency"]),
+            (no_pool, "task_pool", "a queue name (or a queue_url)", vec!["queue_url"]),
+            (short_max, "backoff.max_secs", "backoff.base_secs (60) to 43200", vec!["backoff.base_secs"]),
+            (long_max, "backoff.max_secs", "backoff.base_secs (10) to 43200", vec!["backoff.base_secs"]),
+            (jitter, "backoff.jitter", "a number from 0 to 1", vec![]),
+            (dlq, "dead_letter_queue", "a queue name, not empty", vec![]),
+        ];
+        for (config, key, expected, related) in cases {
+            let found = config.check();
+            assert_eq!(found.len(), 1, "{key}: {found:?}");
+            assert_eq!((found[0].key.as_str(), found[0].expected.as_str()), (key, expected));
+            assert_eq!(found[0].related, related);
+            assert!(config.validate().is_err(), "{key}: validate accepts what check rejects");
+        }
+        let mut at_limit = base();
+        (at_limit.concurrency, at_limit.pollers) = (8, Some(8));
+        at_limit.queue_url = Some("http://q".into());
+        at_limit.task_pool.clear();
+        assert!(at_limit.check().is_empty() && at_limit.validate().is_ok());
+    }
 }

@@ -198,6 +198,101 @@ pub(crate) fn check_batch(messages: &[Outgoing], max_size: usize) -> Result<(), 
     Ok(())
 }
 
+/// Checks a receive's arguments: 1 to 10 messages, wait ≤ 20 s, visibility ≤ 12 h.
+pub(crate) fn check_receive(max: usize, wait: Duration, visibility: Duration) -> Result<(), QueueError> {
+    if !(1..=crate::queue::MAX_BATCH).contains(&max)
+        || wait > crate::queue::MAX_WAIT
+        || visibility > crate::queue::MAX_VISIBILITY
+    {
+        return Err(QueueError::Invalid("receive: 1 to 10 messages, wait ≤ 20 s, visibility ≤ 12 h".into()));
+    }
+    Ok(())
+}
+
+/// A long-polling receive: `claim`s until it returns messages or `wait` ends,
+/// sleeping in between until a send in this process wakes `queue` or
+/// `poll_interval` passes (a send from another process, a lost notification).
+pub(crate) async fn long_poll<F, Fut>(
+    wakers: &Wakers,
+    queue: &str,
+    wait: Duration,
+    poll_interval: Duration,
+    mut claim: F,
+) -> Result<Vec<crate::queue::Message>, QueueError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Vec<crate::queue::Message>, QueueError>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    let notify = wakers.of(queue);
+    loop {
+        let woken = notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let messages = claim().await?;
+        let now = tokio::time::Instant::now();
+        if !messages.is_empty() || now >= deadline {
+            return Ok(messages);
+        }
+        let next = (now + poll_interval).min(deadline);
+        tokio::select! {
+            () = woken => {}
+            () = tokio::time::sleep_until(next) => {}
+        }
+    }
+}
+
+/// Claimed rows (`id`, `body`, `attributes`, `group_id`, `receive_count`) as
+/// messages, oldest first (`RETURNING` promises no order).
+pub(crate) fn in_order<R: sqlx::Row>(rows: &[R]) -> Result<Vec<crate::queue::Message>, sqlx::Error>
+where
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+{
+    let mut messages = rows
+        .iter()
+        .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            let receive_count: i64 = row.try_get("receive_count")?;
+            let attributes: String = row.try_get("attributes")?;
+            Ok((
+                id,
+                crate::queue::Message {
+                    id: id.to_string(),
+                    receipt: receipt(id, receive_count),
+                    body: row.try_get("body")?,
+                    attributes: decode_attributes(&attributes),
+                    receive_count: u32::try_from(receive_count).unwrap_or(u32::MAX),
+                    group_id: row.try_get("group_id")?,
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    messages.sort_by_key(|(id, _)| *id);
+    Ok(messages.into_iter().map(|(_, m)| m).collect())
+}
+
+/// Each receipt's delete result: `deleted` are the ids this batch deleted,
+/// `still_there` those of the others that still exist (received again since:
+/// a stale receipt). A receipt of a row gone already is fine (SQS accepts a
+/// repeated delete); one that does not parse is invalid.
+pub(crate) fn delete_results(
+    parsed: Vec<Option<(i64, i64)>>,
+    deleted: &[i64],
+    still_there: &[i64],
+) -> Vec<crate::queue::EntryResult<()>> {
+    parsed
+        .into_iter()
+        .map(|receipt| match receipt {
+            Some((id, _)) if still_there.contains(&id) && !deleted.contains(&id) => Err(QueueError::InvalidReceipt),
+            Some(_) => Ok(()),
+            None => Err(QueueError::InvalidReceipt),
+        })
+        .collect()
+}
+
 /// A stable 64-bit key for a PostgreSQL advisory lock: FNV-1a of `text`
 /// (fixed by its definition, so every version of every instance derives the
 /// same key).

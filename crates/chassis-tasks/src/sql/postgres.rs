@@ -5,18 +5,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Row};
-use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    DEDUP_WINDOW, SqlQueueOptions, Wakers, check, check_batch, decode_attributes, encode_attributes, lock_key, millis,
-    parse_receipt, receipt,
+    DEDUP_WINDOW, SqlQueueOptions, Wakers, check, check_batch, check_receive, delete_results, encode_attributes,
+    in_order, lock_key, long_poll, millis, parse_receipt,
 };
-use crate::queue::{
-    EntryResult, MAX_BATCH, MAX_VISIBILITY, MAX_WAIT, Message, Outgoing, Queue, QueueAttributes, QueueError,
-};
+use crate::queue::{EntryResult, MAX_BATCH, MAX_VISIBILITY, Message, Outgoing, Queue, QueueAttributes, QueueError};
 
 /// The database's clock in ms: every instance compares visibility deadlines
 /// against the same clock, whatever the skew between machines. The start of
@@ -388,7 +385,7 @@ impl PostgresQueue {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db)?;
-            return in_order(&rows);
+            return in_order(&rows).map_err(db);
         }
         let mut tx = self.pool.begin().await.map_err(db)?;
         if let Some((dead_letter, max_receives)) = &self.options.redrive {
@@ -425,7 +422,7 @@ impl PostgresQueue {
         .await
         .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        in_order(&rows)
+        in_order(&rows).map_err(db)
     }
 }
 
@@ -489,30 +486,6 @@ async fn listen(mut listener: PgListener, wakers: Wakers, stop: CancellationToke
     }
 }
 
-/// The claimed rows as messages, oldest first.
-fn in_order(rows: &[PgRow]) -> Result<Vec<Message>, QueueError> {
-    let mut messages = rows.iter().map(to_message).collect::<Result<Vec<_>, _>>()?;
-    messages.sort_by_key(|(id, _)| *id);
-    Ok(messages.into_iter().map(|(_, m)| m).collect())
-}
-
-fn to_message(row: &PgRow) -> Result<(i64, Message), QueueError> {
-    let id: i64 = row.try_get("id").map_err(db)?;
-    let receive_count: i64 = row.try_get("receive_count").map_err(db)?;
-    let attributes: String = row.try_get("attributes").map_err(db)?;
-    Ok((
-        id,
-        Message {
-            id: id.to_string(),
-            receipt: receipt(id, receive_count),
-            body: row.try_get("body").map_err(db)?,
-            attributes: decode_attributes(&attributes),
-            receive_count: u32::try_from(receive_count).unwrap_or(u32::MAX),
-            group_id: row.try_get("group_id").map_err(db)?,
-        },
-    ))
-}
-
 impl Queue for PostgresQueue {
     async fn send(&self, message: Outgoing) -> Result<String, QueueError> {
         check(&message, self.options.max_message_size, self.fifo)?;
@@ -534,26 +507,8 @@ impl Queue for PostgresQueue {
     }
 
     async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Message>, QueueError> {
-        if !(1..=MAX_BATCH).contains(&max) || wait > MAX_WAIT || visibility > MAX_VISIBILITY {
-            return Err(QueueError::Invalid("receive: 1 to 10 messages, wait ≤ 20 s, visibility ≤ 12 h".into()));
-        }
-        let deadline = Instant::now() + wait;
-        let notify = self.wakers.of(&self.name);
-        loop {
-            let woken = notify.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            let messages = self.claim(max, visibility).await?;
-            let now = Instant::now();
-            if !messages.is_empty() || now >= deadline {
-                return Ok(messages);
-            }
-            let next = (now + self.options.poll_interval).min(deadline);
-            tokio::select! {
-                () = woken => {}
-                () = tokio::time::sleep_until(next) => {}
-            }
-        }
+        check_receive(max, wait, visibility)?;
+        long_poll(&self.wakers, &self.name, wait, self.options.poll_interval, || self.claim(max, visibility)).await
     }
 
     async fn delete_batch(&self, receipts: Vec<String>) -> Result<Vec<EntryResult<()>>, QueueError> {
@@ -580,16 +535,7 @@ impl Queue for PostgresQueue {
                 .await
                 .map_err(db)?
         };
-        Ok(parsed
-            .into_iter()
-            .map(|receipt| match receipt {
-                // Received again since: this receipt is stale.
-                Some((id, _)) if still_there.contains(&id) && !deleted.contains(&id) => Err(QueueError::InvalidReceipt),
-                // Deleted now, or gone already (SQS accepts a repeated delete).
-                Some(_) => Ok(()),
-                None => Err(QueueError::InvalidReceipt),
-            })
-            .collect())
+        Ok(delete_results(parsed, &deleted, &still_there))
     }
 
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {

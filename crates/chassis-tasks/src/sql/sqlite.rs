@@ -6,17 +6,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection, SqlitePool};
-use tokio::time::Instant;
 
 use super::{
-    DEDUP_WINDOW, SqlQueueOptions, Wakers, check, check_batch, decode_attributes, encode_attributes, millis, now_ms,
-    parse_receipt, receipt,
+    DEDUP_WINDOW, SqlQueueOptions, Wakers, check, check_batch, check_receive, delete_results, encode_attributes,
+    in_order, long_poll, millis, now_ms, parse_receipt,
 };
-use crate::queue::{
-    EntryResult, MAX_BATCH, MAX_VISIBILITY, MAX_WAIT, Message, Outgoing, Queue, QueueAttributes, QueueError,
-};
+use crate::queue::{EntryResult, MAX_BATCH, MAX_VISIBILITY, Message, Outgoing, Queue, QueueAttributes, QueueError};
 
 /// The schema, by version; applied in order under the database's write lock.
 /// `{p}` is the table prefix.
@@ -481,27 +478,8 @@ impl SqliteQueue {
             sqlx::query(&self.sql.claim).bind(until).bind(&self.name).bind(now).bind(limit).fetch_all(&mut *conn).await
         }
         .map_err(db)?;
-        let mut messages = rows.iter().map(to_message).collect::<Result<Vec<_>, _>>()?;
-        messages.sort_by_key(|(id, _)| *id);
-        Ok(messages.into_iter().map(|(_, m)| m).collect())
+        in_order(&rows).map_err(db)
     }
-}
-
-fn to_message(row: &SqliteRow) -> Result<(i64, Message), QueueError> {
-    let id: i64 = row.try_get("id").map_err(db)?;
-    let receive_count: i64 = row.try_get("receive_count").map_err(db)?;
-    let attributes: String = row.try_get("attributes").map_err(db)?;
-    Ok((
-        id,
-        Message {
-            id: id.to_string(),
-            receipt: receipt(id, receive_count),
-            body: row.try_get("body").map_err(db)?,
-            attributes: decode_attributes(&attributes),
-            receive_count: u32::try_from(receive_count).unwrap_or(u32::MAX),
-            group_id: row.try_get("group_id").map_err(db)?,
-        },
-    ))
 }
 
 impl Queue for SqliteQueue {
@@ -526,26 +504,8 @@ impl Queue for SqliteQueue {
     }
 
     async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<Message>, QueueError> {
-        if !(1..=MAX_BATCH).contains(&max) || wait > MAX_WAIT || visibility > MAX_VISIBILITY {
-            return Err(QueueError::Invalid("receive: 1 to 10 messages, wait ≤ 20 s, visibility ≤ 12 h".into()));
-        }
-        let deadline = Instant::now() + wait;
-        let notify = self.wakers.of(&self.name);
-        loop {
-            let woken = notify.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
-            let messages = self.claim(max, visibility).await?;
-            let now = Instant::now();
-            if !messages.is_empty() || now >= deadline {
-                return Ok(messages);
-            }
-            let next = (now + self.options.poll_interval).min(deadline);
-            tokio::select! {
-                () = woken => {}
-                () = tokio::time::sleep_until(next) => {}
-            }
-        }
+        check_receive(max, wait, visibility)?;
+        long_poll(&self.wakers, &self.name, wait, self.options.poll_interval, || self.claim(max, visibility)).await
     }
 
     async fn delete_batch(&self, receipts: Vec<String>) -> Result<Vec<EntryResult<()>>, QueueError> {
@@ -575,16 +535,7 @@ impl Queue for SqliteQueue {
             }
             still_there = existing.fetch_all(&self.pool).await.map_err(db)?;
         }
-        Ok(parsed
-            .into_iter()
-            .map(|receipt| match receipt {
-                // Received again since: this receipt is stale.
-                Some((id, _)) if still_there.contains(&id) && !deleted.contains(&id) => Err(QueueError::InvalidReceipt),
-                // Deleted now, or gone already (SQS accepts a repeated delete).
-                Some(_) => Ok(()),
-                None => Err(QueueError::InvalidReceipt),
-            })
-            .collect())
+        Ok(delete_results(parsed, &deleted, &still_there))
     }
 
     async fn change_visibility(&self, receipt: &str, timeout: Duration) -> Result<(), QueueError> {

@@ -56,11 +56,21 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
 /// commits, with a fallback poll ([`poll_interval`](SqlQueueOptions::poll_interval),
 /// 1 s) for a lost notification. Times are the database's clock. The schema
 /// comes from versioned migrations, applied under an advisory lock keyed by
-/// the table prefix, so instances starting together all start. Durable as
-/// PostgreSQL's commits are. Cheap to clone.
+/// the table prefix, so instances starting together all start. A send is
+/// durable as PostgreSQL's commits are (`synchronous_commit` as the server
+/// sets it); claims, deletes and visibility changes commit asynchronously, on
+/// a second pool to the same server, so a server crash may run a task again
+/// but never loses one. Cheap to clone.
 #[derive(Clone)]
 pub struct PostgresQueue {
+    /// Sends (and the user's transactions): durable at commit.
     pool: PgPool,
+    /// Claims, deletes and visibility changes: the same server, with sessions
+    /// that commit asynchronously (`synchronous_commit = off`, no wait for the
+    /// WAL flush). A server crash may undo the last of those — a task runs
+    /// again, a message is visible again — which at-least-once delivery
+    /// allows; a send is never undone.
+    ops: PgPool,
     name: String,
     fifo: bool,
     options: Arc<SqlQueueOptions>,
@@ -230,8 +240,19 @@ impl PostgresQueue {
         let mut listener = PgListener::connect_with(&pool).await.map_err(db)?;
         listener.listen(&sql.channel).await.map_err(db)?;
         tokio::spawn(listen(listener, wakers.clone(), stop.clone()));
+        let ops = PgPoolOptions::new()
+            .max_connections(pool.options().get_max_connections())
+            .test_before_acquire(false)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("SET synchronous_commit = off").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with((*pool.connect_options()).clone());
         Ok(Self {
             pool,
+            ops,
             name: name.to_owned(),
             fifo: name.ends_with(".fifo"),
             options: Arc::new(options),
@@ -382,12 +403,12 @@ impl PostgresQueue {
                 .bind(&self.name)
                 .bind(limit)
                 .bind(millis(visibility))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.ops)
                 .await
                 .map_err(db)?;
             return in_order(&rows).map_err(db);
         }
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.ops.begin().await.map_err(db)?;
         if let Some((dead_letter, max_receives)) = &self.options.redrive {
             let moved = sqlx::query(&self.sql.redrive)
                 .bind(&self.name)
@@ -521,7 +542,7 @@ impl Queue for PostgresQueue {
             .bind(&ids)
             .bind(&counts)
             .bind(&self.name)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.ops)
             .await
             .map_err(db)?;
         let missed: Vec<i64> = ids.iter().copied().filter(|id| !deleted.contains(id)).collect();
@@ -548,7 +569,7 @@ impl Queue for PostgresQueue {
             .bind(id)
             .bind(&self.name)
             .bind(count)
-            .execute(&self.pool)
+            .execute(&self.ops)
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
@@ -584,6 +605,7 @@ impl Queue for PostgresQueue {
         options.redrive = None;
         Ok(Self {
             pool: self.pool.clone(),
+            ops: self.ops.clone(),
             name: name.to_owned(),
             fifo: name.ends_with(".fifo"),
             options: Arc::new(options),

@@ -40,7 +40,8 @@ async fn run_child<Q: Queue + Clone>(queue: Q) {
         .task("work", move |task: serde_json::Value, _| {
             let results = results.clone();
             async move {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                // 1 000 × 40 ms ÷ 8 = 5 s of work: the five kills land mid-run.
+                tokio::time::sleep(Duration::from_millis(40)).await;
                 results.send(Outgoing::new(task["id"].to_string())).await.map(|_| ())
             }
         })
@@ -48,7 +49,7 @@ async fn run_child<Q: Queue + Clone>(queue: Q) {
     let mut config = Config::new("work");
     config.visibility_timeout_secs = 2;
     config.wait_time_secs = 1;
-    config.concurrency = 16;
+    config.concurrency = 8;
     Worker::new(queue, registry, config).unwrap().run(CancellationToken::new()).await; // until killed
 }
 
@@ -96,6 +97,7 @@ async fn crash_and_count<Q: Queue + Clone>(backend: &str, queue: &Q, spawn: impl
          the last worker, {} lost, {duplicates} duplicate run(s)",
         missing.len()
     );
+    assert!(done_before_last < TASKS as usize, "the kills came mid-run");
     assert!(missing.is_empty(), "lost tasks: {missing:?}");
 }
 

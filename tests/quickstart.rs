@@ -32,6 +32,9 @@ fn quickstart_binary() -> PathBuf {
 
 struct Quickstart {
     child: Option<Child>,
+    /// Its stdout (the logs), drained as it is written: a pipe nobody reads
+    /// fills up and blocks the service's next log line.
+    stdout: Option<std::thread::JoinHandle<String>>,
     api: SocketAddr,
     admin: SocketAddr,
     dir: Option<tempfile::TempDir>,
@@ -64,7 +67,14 @@ impl Quickstart {
         for (key, value) in extra_env {
             command.env(key, value);
         }
-        Self { child: Some(command.spawn().unwrap()), api, admin, dir: Some(dir) }
+        let mut child = command.spawn().unwrap();
+        let mut pipe = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut logs = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut pipe, &mut logs);
+            String::from_utf8_lossy(&logs).into_owned()
+        });
+        Self { child: Some(child), stdout: Some(stdout), api, admin, dir: Some(dir) }
     }
 
     fn stderr(&self) -> String {
@@ -147,8 +157,8 @@ impl Quickstart {
         let child = self.child.take().unwrap();
         let pid = child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let output = child.wait_with_output().unwrap();
-        (output.status, String::from_utf8_lossy(&output.stdout).into_owned())
+        let status = child.wait_with_output().unwrap().status;
+        (status, self.stdout.take().unwrap().join().unwrap())
     }
 }
 

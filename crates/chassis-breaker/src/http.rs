@@ -165,6 +165,12 @@ impl fmt::Debug for BreakerMiddleware {
 impl BreakerMiddleware {
     /// Breakers from `registry`, per host, with [`HttpClassifier`].
     pub fn new(registry: Registry) -> Self {
+        metrics::describe_histogram!(
+            CLIENT_DURATION,
+            metrics::Unit::Seconds,
+            "Duration of outgoing HTTP requests until the response head, by server_address and \
+             http_response_status_code (error_type instead when no response came)"
+        );
         Self { registry, key: Arc::new(host_key), classify: Arc::new(HttpClassifier) }
     }
 
@@ -202,7 +208,10 @@ impl Middleware for BreakerMiddleware {
         let classify = extensions.get::<ClassifyWith>().map_or_else(|| self.classify.clone(), |c| c.0.clone());
         // If the caller drops this future, the permit is dropped unrecorded:
         // cancellation says nothing about the server.
+        let server = req.url().host_str().unwrap_or("").to_owned();
+        let started = std::time::Instant::now();
         let result = next.run(req, extensions).await;
+        record_duration(server, started.elapsed(), &result);
         match (classify.classify(&result), result) {
             // The outcome is known only when the body has been read.
             (Outcome::Success, Ok(response)) => Ok(hold(response, permit, classify)),
@@ -212,6 +221,34 @@ impl Middleware for BreakerMiddleware {
             }
         }
     }
+}
+
+/// The client request duration histogram (OpenTelemetry's `http.client.request.duration`).
+const CLIENT_DURATION: &str = "http_client_request_duration_seconds";
+
+/// Records one request in `http_client_request_duration_seconds`: labels
+/// `server_address` (the host) and `http_response_status_code`, or
+/// `error_type` (`timeout`, `connect`, `other`) when no response came.
+fn record_duration(server: String, elapsed: Duration, result: &reqwest_middleware::Result<Response>) {
+    let labels: [(&'static str, String); 2] = match result {
+        Ok(response) => {
+            [("server_address", server), ("http_response_status_code", response.status().as_str().to_owned())]
+        }
+        Err(reqwest_middleware::Error::Reqwest(e)) => {
+            let kind = if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "other"
+            };
+            [("server_address", server), ("error_type", kind.to_owned())]
+        }
+        Err(reqwest_middleware::Error::Middleware(_)) => {
+            [("server_address", server), ("error_type", "other".to_owned())]
+        }
+    };
+    metrics::histogram!(CLIENT_DURATION, &labels).record(elapsed.as_secs_f64());
 }
 
 /// Moves `permit` into the body of `response`.

@@ -259,3 +259,48 @@ async fn probes_are_not_logged_but_carry_ids() {
     assert!(lines_of("req-admin/readyz", 1).await.is_empty(), "no line per probe");
     svc.shutdown.cancel();
 }
+
+/// The `/metrics` line of `name` whose labels include every one of `labels`.
+fn sample<'a>(metrics: &'a str, name: &str, labels: &[&str]) -> Option<&'a str> {
+    metrics.lines().find(|l| {
+        l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            && labels.iter().all(|label| l.contains(label))
+    })
+}
+
+fn value(line: Option<&str>) -> f64 {
+    line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn red_metrics_by_route_template_build_info_and_process_metrics() {
+    let svc = start(|_| {}).await;
+    for id in ["red-1", "red-2", "red-3"] {
+        assert_eq!(svc.get(&format!("/items/{}", id.len() + 1000), id).await.status(), 200);
+    }
+    assert_eq!(svc.get("/no/such/route/red", "red-404").await.status(), 404);
+    let metrics = svc.client.get(format!("http://{}/metrics", svc.admin)).send().await.unwrap().text().await.unwrap();
+
+    let name = "http_server_request_duration_seconds_count";
+    let ok = ["http_request_method=\"GET\"", "http_route=\"/items/{id}\"", "http_response_status_code=\"200\""];
+    assert!(value(sample(&metrics, name, &ok)) >= 3.0, "{metrics}");
+    assert!(!metrics.contains("/items/1004"), "never the raw path: {metrics}");
+    let unmatched = ["http_route=\"\"", "http_response_status_code=\"404\""];
+    assert!(value(sample(&metrics, name, &unmatched)) >= 1.0, "unmatched routes are one bucket: {metrics}");
+    assert!(sample(&metrics, "http_server_request_duration_seconds_bucket", &["le=\"0.005\""]).is_some(), "{metrics}");
+    assert!(sample(&metrics, "http_server_active_requests", &["http_request_method=\"GET\""]).is_some(), "{metrics}");
+    let build = ["service=\"svc\"", "version=\"1.0.0\"", "chassis_version=\"0.1.0\""];
+    assert_eq!(value(sample(&metrics, "chassis_build_info", &build)), 1.0, "{metrics}");
+    assert!(sample(&metrics, "process_cpu_seconds_total", &[]).is_some(), "{metrics}");
+    for process in
+        ["process_resident_memory_bytes", "process_open_fds", "process_threads", "process_start_time_seconds"]
+    {
+        assert!(value(sample(&metrics, process, &[])) > 0.0, "{process}: {metrics}");
+    }
+    // Every metric has a description.
+    for line in metrics.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split(' ').nth(2).unwrap();
+        assert!(metrics.contains(&format!("# HELP {name} ")), "{name} has no # HELP: {metrics}");
+    }
+    svc.shutdown.cancel();
+}

@@ -185,6 +185,33 @@ impl TaskMetrics {
     }
 }
 
+/// The `# HELP` of the worker's metrics. Described when a worker is built
+/// (after the service installed its recorder, which keeps the descriptions).
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("chassis_tasks_received_total", Unit::Count, "Task messages received by the worker, by task");
+    describe_counter!("chassis_tasks_succeeded_total", Unit::Count, "Task runs that succeeded, by task");
+    describe_counter!(
+        "chassis_tasks_failed_total",
+        Unit::Count,
+        "Task runs that failed (error, panic or timeout), by task"
+    );
+    describe_counter!(
+        "chassis_tasks_retried_total",
+        Unit::Count,
+        "Failed task runs left in the queue for another attempt, by task"
+    );
+    describe_histogram!("chassis_tasks_handler_duration_seconds", Unit::Seconds, "How long task handlers ran, by task");
+    describe_gauge!("chassis_tasks_in_flight", Unit::Count, "Task handlers running now");
+    describe_counter!("chassis_tasks_hook_failures_total", Unit::Count, "Job hook calls that failed, by task");
+    describe_counter!("chassis_tasks_discarded_total", Unit::Count, "Task messages discarded without a run, by task");
+    describe_counter!(
+        "chassis_tasks_dead_lettered_total",
+        Unit::Count,
+        "Task messages moved to the dead letters, by task"
+    );
+}
+
 impl<Q: Queue + Clone> Worker<Q> {
     /// A worker running `registry`'s tasks from `queue`.
     ///
@@ -192,6 +219,7 @@ impl<Q: Queue + Clone> Worker<Q> {
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     pub fn new(queue: Q, registry: Registry, config: Config) -> Result<Self> {
         config.validate()?;
+        describe_metrics();
         Ok(Self {
             shared: Arc::new(Shared {
                 queue,

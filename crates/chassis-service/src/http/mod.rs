@@ -21,6 +21,28 @@ pub use observe::RequestId;
 /// The header that carries the request id, in and out.
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The API's request duration histogram, OpenTelemetry's
+/// `http.server.request.duration`: labels `http_request_method` (one of the
+/// nine standard methods or `_OTHER`), `http_route` (the route template,
+/// `/jobs/{id}`; empty for requests that matched no route, so unknown paths
+/// share one series) and `http_response_status_code`; in seconds, until the
+/// response head.
+pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
+
+/// The API's requests in progress, OpenTelemetry's
+/// `http.server.active_requests`: label `http_request_method`.
+pub const ACTIVE_REQUESTS: &str = "http_server_active_requests";
+
+/// Describes the API's metrics (after the recorder is installed).
+pub(crate) fn describe_metrics() {
+    metrics::describe_histogram!(
+        REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of HTTP requests the API served, until the response head, by method, route template and status"
+    );
+    metrics::describe_gauge!(ACTIVE_REQUESTS, metrics::Unit::Count, "HTTP requests the API is serving now, by method");
+}
+
 /// Which server a stack serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Server {

@@ -71,6 +71,24 @@ pub(crate) fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
+/// One request in `http_server_active_requests`, until dropped (a request
+/// whose connection closes mid-way is dropped, not finished).
+struct Active(metrics::Gauge);
+
+impl Active {
+    fn new(method: &'static str) -> Self {
+        let gauge = metrics::gauge!(super::ACTIVE_REQUESTS, "http_request_method" => method);
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 pub(crate) async fn observe(
     State(observe): State<std::sync::Arc<Observe>>,
     mut request: Request,
@@ -96,6 +114,7 @@ pub(crate) async fn observe(
         request_id = id,
         "http.response.status_code" = tracing::field::Empty,
     );
+    let _active = (observe.server == Server::Api).then(|| Active::new(method));
     let run = next.run(request);
     let mut response = match observe.timeout {
         Some(limit) => match tokio::time::timeout(limit, run).instrument(span.clone()).await {
@@ -112,6 +131,14 @@ pub(crate) async fn observe(
     }
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
+    if observe.server == Server::Api {
+        let labels = [
+            ("http_request_method", method.to_owned()),
+            ("http_route", route.clone().unwrap_or_default()),
+            ("http_response_status_code", response.status().as_str().to_owned()),
+        ];
+        metrics::histogram!(super::REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+    }
     if observe.logs(route.as_deref()) {
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let _entered = span.enter();

@@ -122,6 +122,9 @@ pub fn path_prefix_key(segments: usize) -> impl Fn(&Url) -> String + Send + Sync
 /// read (or dropped unread: a success). A failing response (5xx, 408, 429)
 /// counts at once, whether or not its body is read.
 ///
+/// **Trace context.** Every request carries the current W3C trace context
+/// (`traceparent`, `tracestate`; see chassis-trace), or starts a trace.
+///
 /// **Timeouts.** The client's timeout (`request_timeout_ms` for [`client`],
 /// or `RequestBuilder::timeout`) covers the whole call, body included, and a
 /// call that hits it is a failure. A caller-side `tokio::time::timeout`
@@ -198,7 +201,7 @@ impl BreakerMiddleware {
 impl Middleware for BreakerMiddleware {
     async fn handle(
         &self,
-        req: Request,
+        mut req: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
@@ -208,6 +211,7 @@ impl Middleware for BreakerMiddleware {
         let classify = extensions.get::<ClassifyWith>().map_or_else(|| self.classify.clone(), |c| c.0.clone());
         // If the caller drops this future, the permit is dropped unrecorded:
         // cancellation says nothing about the server.
+        inject_trace(&mut req);
         let server = req.url().host_str().unwrap_or("").to_owned();
         let started = std::time::Instant::now();
         let result = next.run(req, extensions).await;
@@ -220,6 +224,23 @@ impl Middleware for BreakerMiddleware {
                 result
             }
         }
+    }
+}
+
+/// Sends the current W3C trace context (`traceparent`, and `tracestate` if
+/// the trace has one): the current span's, so the server's request span is
+/// its child; outside any trace, a new trace. A request that already carries
+/// a `traceparent` keeps it.
+fn inject_trace(req: &mut Request) {
+    if req.headers().contains_key(chassis_trace::TRACEPARENT) {
+        return;
+    }
+    let context = chassis_trace::current().unwrap_or_else(chassis_trace::TraceContext::root);
+    if let Ok(value) = http::HeaderValue::from_str(&context.traceparent()) {
+        req.headers_mut().insert(chassis_trace::TRACEPARENT, value);
+    }
+    if let Some(Ok(value)) = context.tracestate().map(http::HeaderValue::from_str) {
+        req.headers_mut().insert(chassis_trace::TRACESTATE, value);
     }
 }
 

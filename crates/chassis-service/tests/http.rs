@@ -304,3 +304,94 @@ async fn red_metrics_by_route_template_build_info_and_process_metrics() {
     }
     svc.shutdown.cancel();
 }
+
+const CALLER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn trace_of(line: &Map<String, Value>) -> chassis_trace::TraceContext {
+    let traceparent =
+        line.get("traceparent").and_then(Value::as_str).unwrap_or_else(|| panic!("no traceparent: {line:?}"));
+    chassis_trace::TraceContext::parse(traceparent, None).unwrap()
+}
+
+/// Issue 12 §3: a request with the caller's `traceparent` sends a task; the
+/// worker runs it and calls the next service through the breaker's client;
+/// all three share the caller's trace, each a child of the one before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_from_a_request_through_a_task_to_the_next_request() {
+    capture();
+    let mut config = Config::default();
+    config.http_addr = free_addr();
+    config.admin_addr = free_addr();
+    config.drain_delay_secs = 0;
+    let (api, admin) = (config.http_addr, config.admin_addr);
+    let mut service = Service::new("svc", "1.0.0", config);
+    let queue = chassis_tasks::MemoryQueue::new("trace-tasks");
+    let producer = chassis_tasks::Producer::new(queue.clone());
+    let client = chassis_breaker::client(chassis_breaker::Registry::new(Default::default()).unwrap()).unwrap();
+    let mut registry = chassis_tasks::Registry::new();
+    registry
+        .task("call_next", move |_: Value, _ctx: chassis_tasks::TaskContext| {
+            let client = client.clone();
+            async move {
+                tracing::info!("in the task");
+                let url = format!("http://{api}/next");
+                let response = client.get(url).header("x-request-id", "trace-next").send().await;
+                response.map(|_| ()).map_err(|e| e.to_string())
+            }
+        })
+        .unwrap();
+    let next = |headers: axum::http::HeaderMap| async move {
+        let received = headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        tracing::info!(received, "in the next service");
+        "ok"
+    };
+    let start = move || {
+        let producer = producer.clone();
+        async move {
+            producer.send(producer.task("call_next", &serde_json::json!({}))).await.unwrap();
+            "sent"
+        }
+    };
+    service.router(
+        axum::Router::new().route("/start", axum::routing::post(start)).route("/next", axum::routing::get(next)),
+    );
+    let mut tasks = chassis_tasks::Config::new("trace-tasks");
+    tasks.wait_time_secs = 1;
+    let worker = chassis_tasks::Worker::new(queue, registry, tasks).unwrap();
+    service.spawn("worker", move |token| async move {
+        worker.run(token).await;
+    });
+    let shutdown = service.shutdown_token();
+    tokio::spawn(service.run());
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client.get(format!("http://{admin}/livez")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let response = client
+        .post(format!("http://{api}/start"))
+        .header("x-request-id", "trace-start")
+        .header("traceparent", CALLER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let caller = chassis_trace::TraceContext::parse(CALLER, None).unwrap();
+    let start = trace_of(request_line(&lines_of("trace-start", 1).await));
+    assert_eq!(start.trace_id(), caller.trace_id(), "the request continues the caller's trace");
+    assert_ne!(start.span_id(), caller.span_id(), "in a span of its own");
+
+    let next_lines = lines_of("trace-next", 2).await;
+    let task_line = capture().lines().into_iter().find(|l| l["message"] == "in the task").expect("the task ran");
+    let task = trace_of(&task_line);
+    assert_eq!(task.trace_id(), caller.trace_id(), "the task continues the request's trace: {task_line:?}");
+    assert_eq!(task_line["trace_parent_span_id"], start.span_id(), "a child of the request's span");
+    let next_line = next_lines.iter().find(|l| l["message"] == "in the next service").unwrap();
+    assert_eq!(next_line["received"], task.traceparent(), "the client sends the task's context");
+    let next = trace_of(request_line(&next_lines));
+    assert_eq!(next.trace_id(), caller.trace_id(), "the next request continues it");
+    shutdown.cancel();
+}

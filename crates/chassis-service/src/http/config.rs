@@ -17,7 +17,8 @@ pub enum ClientErrorLevel {
 /// The API's middleware stack: the `service.http` section.
 ///
 /// Every request to the API gets a request span (`http.request.method`,
-/// `http.route`, `url.path`, `request_id`, `http.response.status_code`), one
+/// `http.route`, `url.path`, `request_id`, `http.response.status_code`, and
+/// `traceparent`: the caller's W3C trace continued, or a new one), one
 /// log line at its end (`message: "request"`, `latency_ms`; ERROR for a 5xx,
 /// [`client_error_level`](Self::client_error_level) for a 4xx, INFO
 /// otherwise), an `x-request-id` (taken from the request or generated, and

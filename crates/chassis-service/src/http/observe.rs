@@ -105,6 +105,12 @@ pub(crate) async fn observe(
     request.extensions_mut().insert(RequestId(id.clone()));
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let method = method_label(request.method());
+    let caller = {
+        let incoming = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        incoming(chassis_trace::TRACEPARENT).and_then(|traceparent| {
+            chassis_trace::TraceContext::parse(traceparent, incoming(chassis_trace::TRACESTATE))
+        })
+    };
     let span = tracing::error_span!(
         target: "chassis::http",
         "request",
@@ -113,7 +119,11 @@ pub(crate) async fn observe(
         "url.path" = request.uri().path(),
         request_id = id,
         "http.response.status_code" = tracing::field::Empty,
+        traceparent = tracing::field::Empty,
+        trace_parent_span_id = caller.as_ref().map(chassis_trace::TraceContext::span_id),
     );
+    // The caller's trace continues here, in a span of its own; or one starts.
+    chassis_trace::attach(&span, caller.as_ref().map_or_else(chassis_trace::TraceContext::root, |c| c.child()));
     let _active = (observe.server == Server::Api).then(|| Active::new(method));
     let run = next.run(request);
     let mut response = match observe.timeout {

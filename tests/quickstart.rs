@@ -30,6 +30,9 @@ fn quickstart_binary() -> PathBuf {
     binary
 }
 
+/// The request id of `POST /jobs` in these tests.
+const START_JOB: &str = "start-job-1";
+
 struct Quickstart {
     child: Option<Child>,
     /// Its stdout (the logs), drained as it is written: a pipe nobody reads
@@ -120,9 +123,15 @@ impl Quickstart {
     /// Starts a job of `items` tasks; its id.
     async fn start_job(&self, items: u32) -> String {
         let client = reqwest::Client::new();
-        let response =
-            client.post(format!("http://{}/jobs", self.api)).json(&json!({ "items": items })).send().await.unwrap();
+        let response = client
+            .post(format!("http://{}/jobs", self.api))
+            .header("x-request-id", START_JOB)
+            .json(&json!({ "items": items }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 202);
+        assert_eq!(response.headers()["x-request-id"], START_JOB);
         let job: Value = response.json().await.unwrap();
         job["id"].as_str().unwrap().to_owned()
     }
@@ -207,8 +216,20 @@ async fn drive(mut quickstart: Quickstart) {
         "chassis_breaker_state",
         "from=\"closed\",to=\"open\"",
         "from=\"half_open\",to=\"closed\"",
+        // RED metrics by route template (issue 12).
+        "http_server_request_duration_seconds_count{http_request_method=\"POST\",http_route=\"/jobs\",http_response_status_code=\"202\"} 1",
+        "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/jobs/{id}\",http_response_status_code=\"200\"}",
+        "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/pricing/quote/{item}\"",
+        "http_client_request_duration_seconds_count{server_address=\"127.0.0.1\",http_response_status_code=\"200\"}",
+        "http_server_active_requests",
+        "chassis_build_info{service=\"quickstart\"",
+        "process_resident_memory_bytes",
     ] {
         assert!(metrics.contains(metric), "{metric} missing from /metrics:\n{metrics}");
+    }
+    for line in metrics.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split(' ').nth(2).unwrap();
+        assert!(metrics.contains(&format!("# HELP {name} ")), "{name} has no # HELP:\n{metrics}");
     }
     let (_, info) = quickstart.get(quickstart.admin, "/info").await;
     assert!(info.contains("\"service\":\"quickstart\""), "{info}");
@@ -220,6 +241,16 @@ async fn drive(mut quickstart: Quickstart) {
     let lines: Vec<Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(!lines.is_empty() && lines.iter().all(|l| l["service"] == "quickstart"), "every line names the service");
     assert!(lines.iter().any(|l| l["job_id"] == job["id"] && l["task"] == "price_item"), "task lines carry the job id");
+    let request = lines.iter().find(|l| l["request_id"] == START_JOB && l["message"] == "request");
+    let request = request.unwrap_or_else(|| panic!("no request line for POST /jobs:\n{logs}"));
+    assert_eq!((&request["http.route"], &request["http.response.status_code"]), (&json!("/jobs"), &json!(202)));
+    // One trace: the tasks of the job continue the trace of its request.
+    let trace_id = |l: &Value| l["traceparent"].as_str().and_then(|t| t.split('-').nth(1)).map(str::to_owned);
+    let request_trace = trace_id(request).expect("the request has a trace");
+    assert!(
+        lines.iter().any(|l| l["task"] == "price_item" && trace_id(l).as_ref() == Some(&request_trace)),
+        "the job's tasks are in the request's trace"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! The chassis service runtime: a lifecycle (starting → ready → draining →
 //! stopped) driven by SIGTERM/SIGINT, an admin server with health checks and
-//! Prometheus metrics, and a graceful shutdown: readiness fails at once, the
+//! Prometheus metrics, a default middleware stack on the API ([`http`]:
+//! request spans and lines, `x-request-id`, RED metrics, W3C trace context,
+//! timeout, body limit, panic guard), and a graceful shutdown: readiness fails at once, the
 //! API keeps serving for the drain delay (`drain_delay_secs`, 5 s) while load
 //! balancers catch up, then stops accepting and drains every component.
 //!

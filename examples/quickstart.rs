@@ -5,6 +5,7 @@
 //! curl -s -XPOST localhost:8080/jobs -H 'content-type: application/json' -d '{"items": 20}'
 //! curl -s localhost:8080/jobs/<id>          # pending → running (tasks_done/20) → succeeded
 //! curl -s localhost:9090/readyz             # and /livez /startupz /metrics /info
+//! curl -s localhost:9090/metrics | grep 'http_route="/jobs"'   # RED metrics of POST /jobs
 //! ```
 //!
 //! - configuration from `examples/quickstart/config/` + `APP_*` env (a bad one
@@ -20,6 +21,9 @@
 //!   memory queue, PostgreSQL or SQS by configuration (`APP_QUEUE=memory`,
 //!   `APP_QUEUE=postgres` with `APP_JOBS__BACKEND=postgres`, `APP_QUEUE=sqs`;
 //!   features `tasks-postgres`, `tasks-sqs`, `jobs-postgres`);
+//! - every API request: one log line with its `x-request-id` (taken or generated,
+//!   returned) and its W3C trace, which the job's tasks and their pricing calls
+//!   continue; RED metrics by route template on `/metrics`;
 //! - an admin port with health and Prometheus metrics; SIGTERM drains and exits 0.
 #![allow(clippy::print_stderr)]
 

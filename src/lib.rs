@@ -41,7 +41,8 @@
 //! | `jobs-sqlite` | The SQLite job store | Yes |
 //! | `jobs-postgres` | The PostgreSQL job store | No |
 //! | `jobs-http` | The HTTP view of jobs (axum) | Yes |
-//! | `service` | [`service`]: the runtime — lifecycle, signals, admin server (`/livez`, `/readyz`, `/startupz`, `/metrics`, `/info`), graceful shutdown | Yes |
+//! | `service` | [`service`]: the runtime — lifecycle, signals, admin server (`/livez`, `/readyz`, `/startupz`, `/metrics`, `/info`), the API's middleware (request spans and ids, RED metrics, timeout, body limit, panic guard), graceful shutdown | Yes |
+//! | `trace` | [`trace`]: W3C trace context (`traceparent`) kept on spans; the service, breaker and tasks carry it (each enables it) | Yes |
 //! | `full` | Everything above | No |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -64,3 +65,6 @@ pub use chassis_service as service;
 #[cfg(feature = "tasks")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tasks")))]
 pub use chassis_tasks as tasks;
+#[cfg(feature = "trace")]
+#[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
+pub use chassis_trace as trace;

@@ -30,8 +30,14 @@ fn quickstart_binary() -> PathBuf {
     binary
 }
 
+/// The request id of `POST /jobs` in these tests.
+const START_JOB: &str = "start-job-1";
+
 struct Quickstart {
     child: Option<Child>,
+    /// Its stdout (the logs), drained as it is written: a pipe nobody reads
+    /// fills up and blocks the service's next log line.
+    stdout: Option<std::thread::JoinHandle<String>>,
     api: SocketAddr,
     admin: SocketAddr,
     dir: Option<tempfile::TempDir>,
@@ -64,7 +70,14 @@ impl Quickstart {
         for (key, value) in extra_env {
             command.env(key, value);
         }
-        Self { child: Some(command.spawn().unwrap()), api, admin, dir: Some(dir) }
+        let mut child = command.spawn().unwrap();
+        let mut pipe = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut logs = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut pipe, &mut logs);
+            String::from_utf8_lossy(&logs).into_owned()
+        });
+        Self { child: Some(child), stdout: Some(stdout), api, admin, dir: Some(dir) }
     }
 
     fn stderr(&self) -> String {
@@ -110,9 +123,15 @@ impl Quickstart {
     /// Starts a job of `items` tasks; its id.
     async fn start_job(&self, items: u32) -> String {
         let client = reqwest::Client::new();
-        let response =
-            client.post(format!("http://{}/jobs", self.api)).json(&json!({ "items": items })).send().await.unwrap();
+        let response = client
+            .post(format!("http://{}/jobs", self.api))
+            .header("x-request-id", START_JOB)
+            .json(&json!({ "items": items }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 202);
+        assert_eq!(response.headers()["x-request-id"], START_JOB);
         let job: Value = response.json().await.unwrap();
         job["id"].as_str().unwrap().to_owned()
     }
@@ -147,8 +166,8 @@ impl Quickstart {
         let child = self.child.take().unwrap();
         let pid = child.id().to_string();
         assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let output = child.wait_with_output().unwrap();
-        (output.status, String::from_utf8_lossy(&output.stdout).into_owned())
+        let status = child.wait_with_output().unwrap().status;
+        (status, self.stdout.take().unwrap().join().unwrap())
     }
 }
 
@@ -197,8 +216,20 @@ async fn drive(mut quickstart: Quickstart) {
         "chassis_breaker_state",
         "from=\"closed\",to=\"open\"",
         "from=\"half_open\",to=\"closed\"",
+        // RED metrics by route template (issue 12).
+        "http_server_request_duration_seconds_count{http_request_method=\"POST\",http_route=\"/jobs\",http_response_status_code=\"202\"} 1",
+        "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/jobs/{id}\",http_response_status_code=\"200\"}",
+        "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/pricing/quote/{item}\"",
+        "http_client_request_duration_seconds_count{server_address=\"127.0.0.1\",http_response_status_code=\"200\"}",
+        "http_server_active_requests",
+        "chassis_build_info{service=\"quickstart\"",
+        "process_resident_memory_bytes",
     ] {
         assert!(metrics.contains(metric), "{metric} missing from /metrics:\n{metrics}");
+    }
+    for line in metrics.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split(' ').nth(2).unwrap();
+        assert!(metrics.contains(&format!("# HELP {name} ")), "{name} has no # HELP:\n{metrics}");
     }
     let (_, info) = quickstart.get(quickstart.admin, "/info").await;
     assert!(info.contains("\"service\":\"quickstart\""), "{info}");
@@ -210,6 +241,16 @@ async fn drive(mut quickstart: Quickstart) {
     let lines: Vec<Value> = logs.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(!lines.is_empty() && lines.iter().all(|l| l["service"] == "quickstart"), "every line names the service");
     assert!(lines.iter().any(|l| l["job_id"] == job["id"] && l["task"] == "price_item"), "task lines carry the job id");
+    let request = lines.iter().find(|l| l["request_id"] == START_JOB && l["message"] == "request");
+    let request = request.unwrap_or_else(|| panic!("no request line for POST /jobs:\n{logs}"));
+    assert_eq!((&request["http.route"], &request["http.response.status_code"]), (&json!("/jobs"), &json!(202)));
+    // One trace: the tasks of the job continue the trace of its request.
+    let trace_id = |l: &Value| l["traceparent"].as_str().and_then(|t| t.split('-').nth(1)).map(str::to_owned);
+    let request_trace = trace_id(request).expect("the request has a trace");
+    assert!(
+        lines.iter().any(|l| l["task"] == "price_item" && trace_id(l).as_ref() == Some(&request_trace)),
+        "the job's tasks are in the request's trace"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

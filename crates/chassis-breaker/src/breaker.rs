@@ -106,8 +106,30 @@ struct Metrics {
 /// together once it has labelled `max_metric_keys` keys of their own.
 pub(crate) const AGGREGATE_LABEL: &str = "_other";
 
+/// The `# HELP` of the breaker metrics. Described when a breaker is built
+/// (after the service installed its recorder, which keeps the descriptions).
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge};
+    describe_counter!("chassis_breaker_calls_total", Unit::Count, "Calls through the breaker, by breaker and outcome");
+    describe_counter!(
+        "chassis_breaker_rejections_total",
+        Unit::Count,
+        "Calls the breaker refused without trying, by breaker"
+    );
+    describe_gauge!(
+        "chassis_breaker_state",
+        "The breaker's state, by breaker: 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed, 5 disabled"
+    );
+    describe_counter!(
+        "chassis_breaker_transitions_total",
+        Unit::Count,
+        "State changes of the breaker, by breaker and from/to state"
+    );
+}
+
 impl Metrics {
     fn new(name: &Arc<str>, aggregate: bool) -> Self {
+        describe_metrics();
         let label: Arc<str> = if aggregate { Arc::from(AGGREGATE_LABEL) } else { name.clone() };
         let calls = |outcome: &'static str| metrics::counter!("chassis_breaker_calls_total", "breaker" => label.to_string(), "outcome" => outcome);
         Self {

@@ -122,6 +122,9 @@ pub fn path_prefix_key(segments: usize) -> impl Fn(&Url) -> String + Send + Sync
 /// read (or dropped unread: a success). A failing response (5xx, 408, 429)
 /// counts at once, whether or not its body is read.
 ///
+/// **Trace context.** Every request carries the current W3C trace context
+/// (`traceparent`, `tracestate`; see chassis-trace), or starts a trace.
+///
 /// **Timeouts.** The client's timeout (`request_timeout_ms` for [`client`],
 /// or `RequestBuilder::timeout`) covers the whole call, body included, and a
 /// call that hits it is a failure. A caller-side `tokio::time::timeout`
@@ -165,6 +168,12 @@ impl fmt::Debug for BreakerMiddleware {
 impl BreakerMiddleware {
     /// Breakers from `registry`, per host, with [`HttpClassifier`].
     pub fn new(registry: Registry) -> Self {
+        metrics::describe_histogram!(
+            CLIENT_DURATION,
+            metrics::Unit::Seconds,
+            "Duration of outgoing HTTP requests until the response head, by server_address and \
+             http_response_status_code (error_type instead when no response came)"
+        );
         Self { registry, key: Arc::new(host_key), classify: Arc::new(HttpClassifier) }
     }
 
@@ -192,7 +201,7 @@ impl BreakerMiddleware {
 impl Middleware for BreakerMiddleware {
     async fn handle(
         &self,
-        req: Request,
+        mut req: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
@@ -202,7 +211,11 @@ impl Middleware for BreakerMiddleware {
         let classify = extensions.get::<ClassifyWith>().map_or_else(|| self.classify.clone(), |c| c.0.clone());
         // If the caller drops this future, the permit is dropped unrecorded:
         // cancellation says nothing about the server.
+        inject_trace(&mut req);
+        let server = req.url().host_str().unwrap_or("").to_owned();
+        let started = std::time::Instant::now();
         let result = next.run(req, extensions).await;
+        record_duration(server, started.elapsed(), &result);
         match (classify.classify(&result), result) {
             // The outcome is known only when the body has been read.
             (Outcome::Success, Ok(response)) => Ok(hold(response, permit, classify)),
@@ -212,6 +225,51 @@ impl Middleware for BreakerMiddleware {
             }
         }
     }
+}
+
+/// Sends the current W3C trace context (`traceparent`, and `tracestate` if
+/// the trace has one): the current span's, so the server's request span is
+/// its child; outside any trace, a new trace. A request that already carries
+/// a `traceparent` keeps it.
+fn inject_trace(req: &mut Request) {
+    if req.headers().contains_key(chassis_trace::TRACEPARENT) {
+        return;
+    }
+    let context = chassis_trace::current().unwrap_or_else(chassis_trace::TraceContext::root);
+    if let Ok(value) = http::HeaderValue::from_str(&context.traceparent()) {
+        req.headers_mut().insert(chassis_trace::TRACEPARENT, value);
+    }
+    if let Some(Ok(value)) = context.tracestate().map(http::HeaderValue::from_str) {
+        req.headers_mut().insert(chassis_trace::TRACESTATE, value);
+    }
+}
+
+/// The client request duration histogram (OpenTelemetry's `http.client.request.duration`).
+const CLIENT_DURATION: &str = "http_client_request_duration_seconds";
+
+/// Records one request in `http_client_request_duration_seconds`: labels
+/// `server_address` (the host) and `http_response_status_code`, or
+/// `error_type` (`timeout`, `connect`, `other`) when no response came.
+fn record_duration(server: String, elapsed: Duration, result: &reqwest_middleware::Result<Response>) {
+    let labels: [(&'static str, String); 2] = match result {
+        Ok(response) => {
+            [("server_address", server), ("http_response_status_code", response.status().as_str().to_owned())]
+        }
+        Err(reqwest_middleware::Error::Reqwest(e)) => {
+            let kind = if e.is_timeout() {
+                "timeout"
+            } else if e.is_connect() {
+                "connect"
+            } else {
+                "other"
+            };
+            [("server_address", server), ("error_type", kind.to_owned())]
+        }
+        Err(reqwest_middleware::Error::Middleware(_)) => {
+            [("server_address", server), ("error_type", "other".to_owned())]
+        }
+    };
+    metrics::histogram!(CLIENT_DURATION, &labels).record(elapsed.as_secs_f64());
 }
 
 /// Moves `permit` into the body of `response`.

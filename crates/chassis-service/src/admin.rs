@@ -42,6 +42,8 @@ async fn startupz(State(admin): State<Admin>) -> Response {
 async fn metrics(State(admin): State<Admin>) -> Response {
     match &admin.metrics {
         Some(handle) => {
+            #[cfg(feature = "process-metrics")]
+            process_collector().collect();
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
         }
         None => {
@@ -52,4 +54,11 @@ async fn metrics(State(admin): State<Admin>) -> Response {
 
 async fn info(State(admin): State<Admin>) -> Response {
     axum::Json(admin.info).into_response()
+}
+
+/// The process metrics collector (its start time is read once).
+#[cfg(feature = "process-metrics")]
+pub(crate) fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
 }

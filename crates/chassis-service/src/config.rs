@@ -38,6 +38,10 @@ pub struct Config {
     /// at least 1 (0 would fail every check). Default: 2000.
     #[serde(deserialize_with = "bounds::at_least::<_, u64, 1>")]
     pub check_timeout_ms: u64,
+    /// The middleware stack of the API and admin servers (request spans and
+    /// lines, request ids, timeout, body limit, panic guard): the section
+    /// `service.http`. Default: [`http::Config::default`](crate::http::Config).
+    pub http: crate::http::Config,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             drain_delay_secs: 5,
             shutdown_deadline_secs: 30,
             check_timeout_ms: 2000,
+            http: crate::http::Config::default(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The chassis service runtime: a lifecycle (starting → ready → draining →
 //! stopped) driven by SIGTERM/SIGINT, an admin server with health checks and
-//! Prometheus metrics, and a graceful shutdown: readiness fails at once, the
+//! Prometheus metrics, a default middleware stack on the API ([`http`]:
+//! request spans and lines, `x-request-id`, RED metrics, W3C trace context,
+//! timeout, body limit, panic guard), and a graceful shutdown: readiness fails at once, the
 //! API keeps serving for the drain delay (`drain_delay_secs`, 5 s) while load
 //! balancers catch up, then stops accepting and drains every component.
 //!
@@ -23,6 +25,7 @@ mod admin;
 mod boot;
 mod config;
 mod health;
+pub mod http;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -83,6 +86,9 @@ impl std::fmt::Debug for Service {
     }
 }
 
+/// The build info gauge.
+const BUILD_INFO: &str = "chassis_build_info";
+
 /// Histogram buckets for every `_seconds` metric: 1 ms to 60 s.
 const SECONDS_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
 
@@ -112,12 +118,30 @@ impl Service {
     /// A service named `name` at `version`. Installs the Prometheus recorder
     /// first, so every metric the other crates register from now on shows up
     /// on `/metrics`: build breakers and workers after this.
+    ///
+    /// Also sets `chassis_build_info{service, version, chassis_version}` to 1
+    /// and, with the `process-metrics` feature (on by default), adds the
+    /// process metrics (`process_cpu_seconds_total`,
+    /// `process_resident_memory_bytes`, `process_open_fds`, `process_threads`,
+    /// `process_start_time_seconds`, …), read on each scrape.
     pub fn new(name: impl Into<String>, version: impl Into<String>, config: Config) -> Self {
         let metrics = prometheus();
+        let (name, version) = (name.into(), version.into());
+        metrics::describe_gauge!(BUILD_INFO, "Always 1; labels: the service, its version and the chassis version");
+        metrics::gauge!(
+            BUILD_INFO,
+            "service" => name.clone(),
+            "version" => version.clone(),
+            "chassis_version" => env!("CARGO_PKG_VERSION"),
+        )
+        .set(1.0);
+        http::describe_metrics();
+        #[cfg(feature = "process-metrics")]
+        admin::process_collector().describe();
         let health = Health::new(Duration::from_millis(config.check_timeout_ms.max(1)));
         Self {
-            name: name.into(),
-            version: version.into(),
+            name,
+            version,
             config,
             health,
             routers: Vec::new(),
@@ -202,8 +226,9 @@ impl Service {
         let stopped = CancellationToken::new();
         let admin = admin::Admin { health: health.clone(), metrics, info };
         let admin_stop = stopped.clone();
+        let admin_app = http::layer(admin::router(admin), &config.http, http::Server::Admin);
         let admin_server = tokio::spawn(async move {
-            let app = admin::router(admin);
+            let app = admin_app;
             if let Err(error) =
                 axum::serve(admin_listener, app).with_graceful_shutdown(admin_stop.cancelled_owned()).await
             {
@@ -216,6 +241,7 @@ impl Service {
         for router in routers {
             app = app.merge(router);
         }
+        let app = http::layer(app, &config.http, http::Server::Api);
         let api_stop = draining.clone();
         let api_server = tokio::spawn(async move {
             if let Err(error) = axum::serve(api, app).with_graceful_shutdown(api_stop.cancelled_owned()).await {

@@ -28,6 +28,7 @@ pub struct Task {
     when: Option<SystemTime>,
     job: Option<JobRef>,
     fifo: Option<(String, String)>,
+    trace: Option<chassis_trace::TraceContext>,
 }
 
 impl Task {
@@ -38,6 +39,10 @@ impl Task {
     /// `Task` again (a retry after an error that may hide a successful send)
     /// sends the same execution, which the job hook and a handler keyed by
     /// `exec_id` count once. Build a new `Task` for a new execution.
+    ///
+    /// The current W3C trace context (the span this is called in, see
+    /// chassis-trace) goes with the task as its `traceparent` attribute, and
+    /// the worker's task span continues it.
     pub fn new(name: impl Into<String>, attributes: &impl Serialize) -> Self {
         Self {
             name: name.into(),
@@ -47,6 +52,7 @@ impl Task {
             when: None,
             job: None,
             fifo: None,
+            trace: chassis_trace::current(),
         }
     }
 
@@ -96,7 +102,7 @@ impl Task {
         let exec_id = self.exec_id.clone();
         let when = self.when.unwrap_or(now + self.delay);
         let delay = when.duration_since(now).unwrap_or_default().max(self.delay).min(MAX_DELAY);
-        let message = wire::encode(&self.name, attributes, &exec_id, when, self.job.as_ref())
+        let message = wire::encode(&self.name, attributes, &exec_id, when, self.job.as_ref(), self.trace.as_ref())
             .map_err(|source| Error::Serialize { task: self.name.clone(), source })?
             .delay(delay);
         let message = match &self.fifo {

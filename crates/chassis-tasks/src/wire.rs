@@ -4,7 +4,10 @@
 //! - body: the JSON of the task's attributes;
 //! - String message attributes `task_name`, `exec_id` (a UUID v4), `when`
 //!   (`%d/%m/%y %H:%M:%S`, UTC), `job_id` and `job_name` (`"unknown"` when the
-//!   task belongs to no job; a missing one, or `"unknown"`, reads as none).
+//!   task belongs to no job; a missing one, or `"unknown"`, reads as none);
+//! - chassis only, ignored by the Python original (it reads the five above and
+//!   nothing else): `traceparent`, the W3C trace context of the code that sent
+//!   the task, which the worker's task span continues.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,6 +29,10 @@ pub const JOB_NAME: &str = "job_name";
 /// was received by workers with no handler for it, over the re-sends that
 /// postponed it.
 pub const UNKNOWN_RECEIVES: &str = "unknown_receives";
+/// Attribute (chassis only; other readers ignore it): the W3C `traceparent`
+/// of the span that sent the task. SQS allows 10 attributes; with it a task
+/// has at most 7.
+pub const TRACEPARENT: &str = "traceparent";
 /// The value of `job_id` / `job_name` for a task outside any job.
 pub const UNKNOWN: &str = "unknown";
 
@@ -49,6 +56,8 @@ pub struct Envelope {
     pub when: Option<SystemTime>,
     /// The job, if the task belongs to one.
     pub job: Option<JobRef>,
+    /// The trace context of the sender, if it sent one and it is well formed.
+    pub trace: Option<chassis_trace::TraceContext>,
 }
 
 /// Why a message is not a task.
@@ -72,8 +81,13 @@ pub(crate) fn encode(
     exec_id: &str,
     when: SystemTime,
     job: Option<&JobRef>,
+    trace: Option<&chassis_trace::TraceContext>,
 ) -> Result<Outgoing, serde_json::Error> {
-    Ok(encode_body(task, serde_json::to_string(attributes)?, exec_id, when, job))
+    let mut message = encode_body(task, serde_json::to_string(attributes)?, exec_id, when, job);
+    if let Some(trace) = trace {
+        message.attributes.insert(TRACEPARENT.to_owned(), trace.traceparent());
+    }
+    Ok(message)
 }
 
 /// A task message around an already-encoded body.
@@ -101,6 +115,7 @@ pub(crate) fn decode(message: &Message) -> Result<Envelope, Malformed> {
         exec_id: message.attributes.get(EXEC_ID).cloned().unwrap_or_default(),
         when: message.attributes.get(WHEN).and_then(|w| parse_when(w)),
         job,
+        trace: message.attributes.get(TRACEPARENT).and_then(|t| chassis_trace::TraceContext::parse(t, None)),
     })
 }
 
@@ -176,6 +191,32 @@ mod tests {
         for bad in ["", "29/11/26", "32/11/26 02:10:00", "29/13/26 02:10:00", "29/11/26 24:00:00", "a/b/c d:e:f"] {
             assert_eq!(parse_when(bad), None, "{bad:?}");
         }
+    }
+
+    /// Issue 12 §3: the five attributes the Python original reads are the
+    /// same with or without a trace; a message without one (from Python) is a
+    /// task too.
+    #[test]
+    fn the_trace_is_one_more_attribute_and_the_five_are_unchanged() {
+        let when = UNIX_EPOCH + Duration::from_secs(1_795_918_200);
+        let job = JobRef { id: "j-1".into(), name: "import".into() };
+        let trace = chassis_trace::TraceContext::root();
+        let attrs = serde_json::json!({"n": 1});
+        let plain = encode("t", &attrs, "e-1", when, Some(&job), None).unwrap();
+        let traced = encode("t", &attrs, "e-1", when, Some(&job), Some(&trace)).unwrap();
+        let mut without: BTreeMap<_, _> = traced.attributes.clone();
+        assert_eq!(without.remove(TRACEPARENT), Some(trace.traceparent()));
+        assert_eq!(without, plain.attributes);
+        assert_eq!(without.len(), 5);
+
+        let mut message = Message::for_test("{}");
+        message.attributes = traced.attributes;
+        assert_eq!(decode(&message).unwrap().trace, Some(trace));
+        message.attributes.remove(TRACEPARENT);
+        let envelope = decode(&message).unwrap();
+        assert_eq!((envelope.task.as_str(), envelope.trace), ("t", None));
+        message.attributes.insert(TRACEPARENT.into(), "garbage".into());
+        assert_eq!(decode(&message).unwrap().trace, None, "a bad traceparent is no trace, not a bad task");
     }
 
     #[test]

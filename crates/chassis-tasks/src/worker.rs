@@ -185,6 +185,33 @@ impl TaskMetrics {
     }
 }
 
+/// The `# HELP` of the worker's metrics. Described when a worker is built
+/// (after the service installed its recorder, which keeps the descriptions).
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("chassis_tasks_received_total", Unit::Count, "Task messages received by the worker, by task");
+    describe_counter!("chassis_tasks_succeeded_total", Unit::Count, "Task runs that succeeded, by task");
+    describe_counter!(
+        "chassis_tasks_failed_total",
+        Unit::Count,
+        "Task runs that failed (error, panic or timeout), by task"
+    );
+    describe_counter!(
+        "chassis_tasks_retried_total",
+        Unit::Count,
+        "Failed task runs left in the queue for another attempt, by task"
+    );
+    describe_histogram!("chassis_tasks_handler_duration_seconds", Unit::Seconds, "How long task handlers ran, by task");
+    describe_gauge!("chassis_tasks_in_flight", Unit::Count, "Task handlers running now");
+    describe_counter!("chassis_tasks_hook_failures_total", Unit::Count, "Job hook calls that failed, by task");
+    describe_counter!("chassis_tasks_discarded_total", Unit::Count, "Task messages discarded without a run, by task");
+    describe_counter!(
+        "chassis_tasks_dead_lettered_total",
+        Unit::Count,
+        "Task messages moved to the dead letters, by task"
+    );
+}
+
 impl<Q: Queue + Clone> Worker<Q> {
     /// A worker running `registry`'s tasks from `queue`.
     ///
@@ -192,6 +219,7 @@ impl<Q: Queue + Clone> Worker<Q> {
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
     pub fn new(queue: Q, registry: Registry, config: Config) -> Result<Self> {
         config.validate()?;
+        describe_metrics();
         Ok(Self {
             shared: Arc::new(Shared {
                 queue,
@@ -611,6 +639,31 @@ async fn release<Q: Queue>(shared: &Shared<Q>, message: &Message) {
     }
 }
 
+/// How a task span relates to the trace its message carries.
+#[derive(Debug, PartialEq, Eq)]
+enum TraceLink<'a> {
+    /// The first attempt: a child of the sender's span.
+    Parent(&'a chassis_trace::TraceContext),
+    /// A retry: a trace of its own, linked to the sender's (a retry minutes
+    /// later would otherwise stretch the request's trace over them).
+    Link(&'a chassis_trace::TraceContext),
+    /// The message carried no trace (a Python sender, an old chassis).
+    None,
+}
+
+/// The task span's trace context: the sender's trace continued on the first
+/// attempt, a new trace linked to it on a retry, a new trace without one.
+fn task_trace(
+    sent: Option<&chassis_trace::TraceContext>,
+    attempt: u32,
+) -> (chassis_trace::TraceContext, TraceLink<'_>) {
+    match sent {
+        Some(parent) if attempt <= 1 => (parent.child(), TraceLink::Parent(parent)),
+        Some(previous) => (chassis_trace::TraceContext::root(), TraceLink::Link(previous)),
+        None => (chassis_trace::TraceContext::root(), TraceLink::None),
+    }
+}
+
 struct Run<Q> {
     shared: Arc<Shared<Q>>,
     acks: mpsc::UnboundedSender<String>,
@@ -654,7 +707,17 @@ impl<Q: Queue + Clone> Run<Q> {
             attempt = message.receive_count,
             job_id = envelope.job.as_ref().map(|j| j.id.as_str()),
             job_name = envelope.job.as_ref().map(|j| j.name.as_str()),
+            traceparent = tracing::field::Empty,
+            trace_parent_span_id = tracing::field::Empty,
+            trace_link = tracing::field::Empty,
         );
+        let (trace, link) = task_trace(envelope.trace.as_ref(), message.receive_count);
+        match link {
+            TraceLink::Parent(parent) => span.record("trace_parent_span_id", parent.span_id()),
+            TraceLink::Link(previous) => span.record("trace_link", previous.traceparent()),
+            TraceLink::None => &span,
+        };
+        chassis_trace::attach(&span, trace);
         self.execute(&message, &envelope, registered).instrument(span).await
     }
 
@@ -918,6 +981,9 @@ impl<Q: Queue + Clone> Run<Q> {
                     let now = (self.shared.clock)();
                     let mut outgoing =
                         wire::encode_body(&on_fail.task, message.body.clone(), &exec_id, now, ctx.job.as_ref());
+                    if let Some(trace) = chassis_trace::current() {
+                        outgoing.attributes.insert(wire::TRACEPARENT.to_owned(), trace.traceparent());
+                    }
                     if let Some(group) = &message.group_id {
                         outgoing = outgoing.fifo(group, exec_id.clone());
                     }
@@ -1030,4 +1096,21 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "Box<dyn Any>".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_attempt_continues_the_trace_and_a_retry_links_to_it() {
+        let sent = chassis_trace::TraceContext::root();
+        let (first, link) = task_trace(Some(&sent), 1);
+        assert_eq!((first.trace_id(), link), (sent.trace_id(), TraceLink::Parent(&sent)));
+        assert_ne!(first.span_id(), sent.span_id());
+        let (retry, link) = task_trace(Some(&sent), 2);
+        assert_eq!(link, TraceLink::Link(&sent));
+        assert_ne!(retry.trace_id(), sent.trace_id());
+        assert_eq!(task_trace(None, 1).1, TraceLink::None);
+    }
 }

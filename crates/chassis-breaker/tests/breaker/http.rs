@@ -152,3 +152,39 @@ async fn breakers_are_per_host_or_per_path_prefix() {
     assert!(registry.get(&format!("{b}/missing")).is_ok());
     assert!(registry.len() >= 3);
 }
+
+/// OpenTelemetry's `http.client.request.duration`, by host and status, or by
+/// error type when no response came.
+#[tokio::test]
+async fn the_client_records_request_durations_by_server_and_status() {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let (base, _) = serve().await;
+    let client = client(Registry::new(Config::default()).unwrap()).unwrap();
+    assert_eq!(client.get(format!("{base}/work")).send().await.unwrap().status(), 200);
+    assert_eq!(client.get(format!("{base}/missing")).send().await.unwrap().status(), 404);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    assert!(client.get(format!("http://{closed}/")).send().await.is_err());
+    let histograms: Vec<(String, usize)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "http_client_request_duration_seconds")
+        .map(|(key, _, _, value)| {
+            let labels: Vec<String> = key.key().labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            let count = match value {
+                metrics_util::debugging::DebugValue::Histogram(v) => v.len(),
+                _ => 0,
+            };
+            (labels.join(","), count)
+        })
+        .collect();
+    for expected in [
+        "server_address=127.0.0.1,http_response_status_code=200",
+        "server_address=127.0.0.1,http_response_status_code=404",
+        "server_address=127.0.0.1,error_type=connect",
+    ] {
+        assert!(histograms.iter().any(|(l, n)| l == expected && *n == 1), "{expected}: {histograms:?}");
+    }
+}

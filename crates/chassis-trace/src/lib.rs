@@ -1,0 +1,253 @@
+//! W3C [trace context](https://www.w3.org/TR/trace-context/) without
+//! OpenTelemetry: a [`TraceContext`] parsed from and written to the
+//! `traceparent` and `tracestate` headers, kept on `tracing` spans.
+//!
+//! The chassis crates use it to carry one trace across processes: the HTTP
+//! server continues the caller's trace in its request span, the breaker's
+//! HTTP client sends the current context, a task carries it in its
+//! `traceparent` message attribute and the worker continues it. A span that
+//! carries a context records it in its `traceparent` field too, which is what
+//! chassis-log reads to fill `logging.googleapis.com/trace` and `spanId`.
+//!
+//! ```
+//! use chassis_trace::TraceContext;
+//! use tracing_subscriber::prelude::*;
+//!
+//! let caller = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None).unwrap();
+//! let subscriber = tracing_subscriber::registry();
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let span = tracing::info_span!("request", traceparent = tracing::field::Empty);
+//!     let ours = caller.child();
+//!     chassis_trace::attach(&span, ours.clone());
+//!     let _entered = span.enter();
+//!     // Deeper down, in an HTTP client or a task producer:
+//!     let current = chassis_trace::current().unwrap();
+//!     assert_eq!(current, ours);
+//!     assert_eq!(current.trace_id(), caller.trace_id());
+//! });
+//! ```
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+use std::fmt;
+
+use tracing_subscriber::registry::LookupSpan as _;
+
+/// The header (and task attribute) with the trace and parent span ids.
+pub const TRACEPARENT: &str = "traceparent";
+/// The header with vendor-specific trace state, passed on unchanged.
+pub const TRACESTATE: &str = "tracestate";
+
+/// The longest `tracestate` passed on, in bytes (the spec lets a
+/// propagator drop a longer one rather than cut it).
+const MAX_TRACESTATE: usize = 512;
+
+/// One span's place in a trace: the trace id, this span's id, the sampled
+/// flag and the vendors' `tracestate`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    trace_id: u128,
+    span_id: u64,
+    flags: u8,
+    state: Option<String>,
+}
+
+impl fmt::Debug for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceContext")
+            .field("traceparent", &self.traceparent())
+            .field("tracestate", &self.state)
+            .finish()
+    }
+}
+
+/// Writes the `traceparent` value: `00-<trace id>-<span id>-<flags>`.
+impl fmt::Display for TraceContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "00-{:032x}-{:016x}-{:02x}", self.trace_id, self.span_id, self.flags)
+    }
+}
+
+fn nonzero_u64() -> u64 {
+    loop {
+        let id = fastrand::u64(..);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+impl TraceContext {
+    /// A new trace: random trace and span ids, sampled.
+    pub fn root() -> Self {
+        let trace_id = loop {
+            let id = fastrand::u128(..);
+            if id != 0 {
+                break id;
+            }
+        };
+        Self { trace_id, span_id: nonzero_u64(), flags: 1, state: None }
+    }
+
+    /// Parses a `traceparent` header (`00-<32 hex>-<16 hex>-<2 hex>`) and its
+    /// `tracestate`. `None` when `traceparent` is malformed, has an all-zero
+    /// id or the invalid version `ff` (the spec says: start a new trace then).
+    /// A later version is read by its first four fields, as the spec asks. A
+    /// `tracestate` longer than 512 bytes or not visible ASCII is dropped.
+    pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<Self> {
+        let mut parts = traceparent.trim().split('-');
+        let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !(hex(version, 2) && hex(trace, 32) && hex(span, 16) && hex(flags, 2)) || version == "ff" {
+            return None;
+        }
+        if version == "00" && parts.next().is_some() {
+            return None;
+        }
+        let trace_id = u128::from_str_radix(trace, 16).ok().filter(|&id| id != 0)?;
+        let span_id = u64::from_str_radix(span, 16).ok().filter(|&id| id != 0)?;
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        let state = tracestate
+            .map(str::trim)
+            .filter(|s| {
+                !s.is_empty() && s.len() <= MAX_TRACESTATE && s.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+            })
+            .map(str::to_owned);
+        Some(Self { trace_id, span_id, flags: flags & 1, state })
+    }
+
+    /// A span in the same trace, a child of this one: a new span id, the same
+    /// trace id, flags and `tracestate`.
+    #[must_use]
+    pub fn child(&self) -> Self {
+        Self { span_id: nonzero_u64(), ..self.clone() }
+    }
+
+    /// The trace id, 32 lowercase hex digits.
+    pub fn trace_id(&self) -> String {
+        format!("{:032x}", self.trace_id)
+    }
+
+    /// This span's id, 16 lowercase hex digits.
+    pub fn span_id(&self) -> String {
+        format!("{:016x}", self.span_id)
+    }
+
+    /// Whether the trace is sampled (the flags' low bit).
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
+    /// The `traceparent` value (as [`Display`](fmt::Display) writes it).
+    pub fn traceparent(&self) -> String {
+        self.to_string()
+    }
+
+    /// The `tracestate` value, if the caller sent one.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.state.as_deref()
+    }
+}
+
+/// Puts `context` on `span`: [`current`] finds it inside the span and its
+/// children, and the span's `traceparent` field (if the span declares one,
+/// e.g. `traceparent = tracing::field::Empty`) records it for the logs.
+///
+/// Needs a subscriber built on `tracing_subscriber`'s `Registry` (every
+/// chassis-log format is): with another subscriber, or a disabled span, the
+/// context is only recorded in the field.
+pub fn attach(span: &tracing::Span, context: TraceContext) {
+    span.record(TRACEPARENT, tracing::field::display(&context));
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(span) = dispatch.downcast_ref::<tracing_subscriber::Registry>().and_then(|r| r.span(id)) {
+            span.extensions_mut().replace(context);
+        }
+    });
+}
+
+/// The trace context of the current span, or of its nearest ancestor that
+/// has one ([`attach`]); `None` outside any.
+pub fn current() -> Option<TraceContext> {
+    tracing::Span::current()
+        .with_subscriber(|(id, dispatch)| {
+            let span = dispatch.downcast_ref::<tracing_subscriber::Registry>()?.span(id)?;
+            span.scope().find_map(|s| s.extensions().get::<TraceContext>().cloned())
+        })
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EXAMPLE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn parses_and_writes_the_spec_example() {
+        let ctx = TraceContext::parse(EXAMPLE, Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")).unwrap();
+        assert_eq!(ctx.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ctx.span_id(), "00f067aa0ba902b7");
+        assert!(ctx.sampled());
+        assert_eq!(ctx.traceparent(), EXAMPLE);
+        assert_eq!(ctx.tracestate(), Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"));
+        let upper = TraceContext::parse(&EXAMPLE.to_ascii_uppercase(), None).unwrap();
+        assert_eq!(upper.traceparent(), EXAMPLE, "written in lowercase");
+        let future = TraceContext::parse(&format!("cc{}-what-comes-next", &EXAMPLE[2..]), None).unwrap();
+        assert_eq!(future.traceparent(), EXAMPLE, "a later version is read by its first fields");
+    }
+
+    #[test]
+    fn refuses_what_the_spec_refuses() {
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-zzf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(TraceContext::parse(bad, None), None, "{bad}");
+        }
+        let long = "k=".to_owned() + &"v".repeat(600);
+        assert_eq!(TraceContext::parse(EXAMPLE, Some(&long)).unwrap().tracestate(), None);
+        assert_eq!(TraceContext::parse(EXAMPLE, Some("a=b\nc")).unwrap().tracestate(), None);
+    }
+
+    #[test]
+    fn children_share_the_trace_and_not_the_span() {
+        let root = TraceContext::root();
+        let child = root.child();
+        assert_eq!(child.trace_id(), root.trace_id());
+        assert_ne!(child.span_id(), root.span_id());
+        assert_ne!(TraceContext::root().trace_id(), root.trace_id());
+    }
+
+    #[test]
+    fn spans_carry_the_context_to_their_children() {
+        use tracing_subscriber::prelude::*;
+        let subscriber = tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::TRACE);
+        tracing::subscriber::with_default(subscriber, || {
+            assert_eq!(current(), None);
+            let ctx = TraceContext::root();
+            let outer = tracing::info_span!("outer", traceparent = tracing::field::Empty);
+            attach(&outer, ctx.clone());
+            let _o = outer.enter();
+            let inner = tracing::info_span!("inner");
+            let _i = inner.enter();
+            assert_eq!(current(), Some(ctx));
+        });
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_round_trips(s in "\\PC{0,80}", trace in 1u128.., span in 1u64.., flags in 0u8..2) {
+            let _ = TraceContext::parse(&s, Some(&s));
+            let ctx = TraceContext { trace_id: trace, span_id: span, flags, state: None };
+            prop_assert_eq!(TraceContext::parse(&ctx.traceparent(), None), Some(ctx));
+        }
+    }
+}

@@ -26,6 +26,9 @@ mod boot;
 mod config;
 mod health;
 pub mod http;
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
 
 use std::future::Future;
 use std::net::SocketAddr;

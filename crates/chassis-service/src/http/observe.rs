@@ -123,7 +123,7 @@ pub(crate) async fn observe(
         trace_parent_span_id = caller.as_ref().map(chassis_trace::TraceContext::span_id),
     );
     // The caller's trace continues here, in a span of its own; or one starts.
-    chassis_trace::attach(&span, caller.as_ref().map_or_else(chassis_trace::TraceContext::root, |c| c.child()));
+    chassis_trace::start(&span, caller.as_ref());
     let _active = (observe.server == Server::Api).then(|| Active::new(method));
     let run = next.run(request);
     let mut response = match observe.timeout {

@@ -63,6 +63,10 @@ struct Settings {
     breaker: chassis::breaker::Config,
     #[serde(default)]
     downstream: Downstream,
+    /// The span export (`--features otel`), read by `boot`.
+    #[cfg(feature = "otel")]
+    #[serde(default)]
+    otel: chassis::service::otel::Config,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]

@@ -49,8 +49,18 @@ fn request_id(request: &Request) -> (String, bool) {
         .filter(|id| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()));
     match taken {
         Some(id) => (id.to_owned(), false),
-        None => (uuid::Uuid::now_v7().to_string(), true),
+        None => (new_id(), true),
     }
+}
+
+/// A new UUID v7: the time in milliseconds, then random bits from fastrand
+/// (`Uuid::now_v7` asks the OS for them, a system call per request; a request
+/// id needs to be unique, not unpredictable).
+fn new_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+    let random: [u8; 10] = fastrand::u128(..).to_le_bytes()[..10].try_into().unwrap_or_default();
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid().to_string()
 }
 
 /// The method as OpenTelemetry names it: one of the nine standard methods,

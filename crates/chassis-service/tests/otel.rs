@@ -146,6 +146,9 @@ async fn a_request_its_task_and_the_next_request_are_one_exported_trace() {
     let ((service_name, start), (_, task), (_, next)) =
         found.unwrap_or_else(|| panic!("spans: {:#?}", spans.lock().unwrap()));
     assert!(service_name.contains("svc"), "{service_name}");
+    let probes: Vec<_> =
+        spans.lock().unwrap().iter().filter(|(_, s)| attribute(s, "url.path").contains("/livez")).cloned().collect();
+    assert!(probes.is_empty(), "probes are not traced: {probes:?}");
     let caller = chassis_trace::TraceContext::parse(CALLER, None).unwrap();
     for span in [&start, &task, &next] {
         assert_eq!(hex(&span.trace_id), caller.trace_id(), "one trace: {span:?}");

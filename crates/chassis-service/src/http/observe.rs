@@ -34,9 +34,11 @@ impl Observe {
         }
     }
 
-    fn logs(&self, route: Option<&str>) -> bool {
-        self.log_requests
-            && !(self.server == Server::Admin && matches!(route, Some("/livez" | "/readyz" | "/startupz" | "/metrics")))
+    /// A probe or scrape of the admin server: no span, no trace, no line (a
+    /// probe every few seconds would otherwise fill the log and, with the
+    /// `otel` feature, the exported traces).
+    fn is_probe(&self, route: Option<&str>) -> bool {
+        self.server == Server::Admin && matches!(route, Some("/livez" | "/readyz" | "/startupz" | "/metrics"))
     }
 }
 
@@ -121,7 +123,11 @@ pub(crate) async fn observe(
             chassis_trace::TraceContext::parse(traceparent, incoming(chassis_trace::TRACESTATE))
         })
     };
-    let span = tracing::error_span!(
+    let probe = observe.is_probe(route.as_deref());
+    let span = if probe {
+        tracing::Span::none()
+    } else {
+        tracing::error_span!(
         target: "chassis::http",
         "request",
         "http.request.method" = method,
@@ -131,9 +137,12 @@ pub(crate) async fn observe(
         "http.response.status_code" = tracing::field::Empty,
         traceparent = tracing::field::Empty,
         trace_parent_span_id = caller.as_ref().map(chassis_trace::TraceContext::span_id),
-    );
-    // The caller's trace continues here, in a span of its own; or one starts.
-    chassis_trace::start(&span, caller.as_ref());
+        )
+    };
+    if !probe {
+        // The caller's trace continues here, in a span of its own; or one starts.
+        chassis_trace::start(&span, caller.as_ref());
+    }
     let _active = (observe.server == Server::Api).then(|| Active::new(method));
     let run = next.run(request);
     let mut response = match observe.timeout {
@@ -159,7 +168,7 @@ pub(crate) async fn observe(
         ];
         metrics::histogram!(super::REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
     }
-    if observe.logs(route.as_deref()) {
+    if observe.log_requests && !probe {
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let _entered = span.enter();
         match status {

@@ -24,6 +24,8 @@
 //! - every API request: one log line with its `x-request-id` (taken or generated,
 //!   returned) and its W3C trace, which the job's tasks and their pricing calls
 //!   continue; RED metrics by route template on `/metrics`;
+//! - with `--features otel`, the spans to an OpenTelemetry collector
+//!   (`APP_OTEL__ENDPOINT=http://localhost:4318` or `OTEL_EXPORTER_OTLP_ENDPOINT`);
 //! - an admin port with health and Prometheus metrics; SIGTERM drains and exits 0.
 #![allow(clippy::print_stderr)]
 
@@ -62,6 +64,10 @@ struct Settings {
     breaker: chassis::breaker::Config,
     #[serde(default)]
     downstream: Downstream,
+    /// The span export (`--features otel`), read by `boot`.
+    #[cfg(feature = "otel")]
+    #[serde(default)]
+    otel: chassis::service::otel::Config,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]

@@ -42,6 +42,7 @@
 //! | `jobs-postgres` | The PostgreSQL job store | No |
 //! | `jobs-http` | The HTTP view of jobs (axum) | Yes |
 //! | `service` | [`service`]: the runtime — lifecycle, signals, admin server (`/livez`, `/readyz`, `/startupz`, `/metrics`, `/info`), the API's middleware (request spans and ids, RED metrics, timeout, body limit, panic guard), graceful shutdown | Yes |
+//! | `otel` | Export spans to an OpenTelemetry collector over OTLP/HTTP (protobuf), configured by the `otel` section and the `OTEL_*` variables; one trace across HTTP and tasks | No |
 //! | `trace` | [`trace`]: W3C trace context (`traceparent`) kept on spans; the service, breaker and tasks carry it (each enables it) | Yes |
 //! | `full` | Everything above | No |
 #![forbid(unsafe_code)]

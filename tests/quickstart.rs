@@ -338,3 +338,62 @@ async fn quickstart_on_postgres_alone() {
     ];
     drive(Quickstart::start(&env)).await;
 }
+
+/// Issue 12 §4: with `--features otel`, `POST /jobs` → its tasks → their
+/// pricing calls arrive at an OTLP/HTTP receiver (this test's, on loopback,
+/// decoding the protobuf) as one trace with the right parents; the last
+/// batch is flushed at SIGTERM.
+#[cfg(feature = "otel")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_exports_one_trace_per_job_over_otlp() {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use prost::Message as _;
+
+    let spans: Arc<Mutex<Vec<Span>>> = Arc::default();
+    let store = spans.clone();
+    let receiver = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                let received = request.resource_spans.into_iter().flat_map(|r| r.scope_spans).flat_map(|s| s.spans);
+                store.lock().unwrap().extend(received);
+                ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let env =
+        [("APP_OTEL__ENDPOINT", format!("http://{collector}")), ("APP_DOWNSTREAM__FAIL_FOR_SECS", "0".to_owned())];
+    let mut quickstart = Quickstart::start(&env);
+    quickstart.wait_ready().await;
+    let job = quickstart.run_job(3).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let (status, _) = quickstart.terminate();
+    assert!(status.success(), "exit status {status:?}");
+
+    let spans = spans.lock().unwrap().clone();
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let path = |span: &Span| {
+        let value = span.attributes.iter().find(|a| a.key == "url.path").and_then(|a| a.value.as_ref());
+        value.map(|v| format!("{:?}", v.value)).unwrap_or_default()
+    };
+    let start = spans.iter().find(|s| s.name == "request" && path(s).contains("\"/jobs\""));
+    let start = start.unwrap_or_else(|| panic!("no POST /jobs span in {spans:#?}"));
+    let tasks: Vec<&Span> = spans.iter().filter(|s| s.name == "task" && s.parent_span_id == start.span_id).collect();
+    assert_eq!(tasks.len(), 3, "each task a child of the request: {spans:#?}");
+    for task in tasks {
+        assert_eq!(hex(&task.trace_id), hex(&start.trace_id));
+        let call = spans.iter().find(|s| s.name == "request" && s.parent_span_id == task.span_id);
+        let call = call.unwrap_or_else(|| panic!("no pricing call under task {}: {spans:#?}", hex(&task.span_id)));
+        assert!(path(call).contains("/pricing/quote/"), "{call:?}");
+        assert_eq!(hex(&call.trace_id), hex(&start.trace_id), "one trace");
+    }
+}

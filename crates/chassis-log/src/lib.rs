@@ -81,6 +81,19 @@ impl Drop for Guard {
 /// Invalid filter directives (in `config.filter` or `RUST_LOG`), a bad label
 /// or line-limit setting, or a subscriber already installed.
 pub fn init(config: &Config) -> Result<Guard> {
+    init_with(config, None)
+}
+
+/// A layer to install under chassis-log's own, in the same subscriber: an
+/// OpenTelemetry layer, for instance (chassis-service's `otel` feature).
+pub type ExtraLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// [`init`], with `extra` installed too: it sees every span and event the
+/// filter lets through, as the format's layer does.
+///
+/// # Errors
+/// As [`init`].
+pub fn init_with(config: &Config, extra: Option<ExtraLayer>) -> Result<Guard> {
     #[allow(clippy::disallowed_methods)] // RUST_LOG is the standard override
     let rust_log = if config.use_rust_log { std::env::var("RUST_LOG").ok() } else { None };
     let filter = filter(config, rust_log.as_deref())?;
@@ -94,7 +107,12 @@ pub fn init(config: &Config) -> Result<Guard> {
         Format::Compact => Box::new(tracing_subscriber::fmt::layer().compact().with_ansi(ansi).with_writer(writer)),
         Format::Pretty => Box::new(tracing_subscriber::fmt::layer().pretty().with_ansi(ansi).with_writer(writer)),
     };
-    tracing_subscriber::registry().with(layer).with(filter).try_init().map_err(Error::AlreadyInitialized)?;
+    tracing_subscriber::registry()
+        .with(extra)
+        .with(layer)
+        .with(filter)
+        .try_init()
+        .map_err(Error::AlreadyInitialized)?;
     if config.panic_hook {
         install_panic_hook();
     }

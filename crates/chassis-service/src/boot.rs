@@ -12,6 +12,11 @@ pub struct Boot<T> {
     pub config: chassis_config::Loaded<T>,
     /// The service, built from the `service` section, metrics recorder installed.
     pub service: Service,
+    /// With the `otel` feature: the span export (section `otel`); dropping it
+    /// flushes the last spans. `None` when `otel.enabled` is false.
+    #[cfg(feature = "otel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+    pub otel: Option<crate::otel::Guard>,
     /// Keeps logging alive; drop it last (it flushes).
     pub log: chassis_log::Guard,
 }
@@ -26,9 +31,13 @@ pub struct Boot<T> {
 /// (`.check::<chassis_tasks::Config>("tasks")`, see
 /// [`Loader::check`](chassis_config::Loader::check)).
 ///
+/// With the `otel` feature, spans are also exported as the `otel` section
+/// and the `OTEL_*` variables say ([`otel::layer`](crate::otel::layer)).
+///
 /// A bad configuration prints one report of every problem — missing values,
 /// wrong types, values out of range, values out of line with each other — to
-/// stderr and exits with 78 (`EX_CONFIG`); logging that cannot start exits with 1.
+/// stderr and exits with 78 (`EX_CONFIG`); logging (or the span export) that
+/// cannot start exits with 1.
 ///
 /// ```no_run
 /// # #[derive(serde::Deserialize)] struct Settings {}
@@ -45,7 +54,24 @@ pub fn boot<T: DeserializeOwned>(name: &str, version: &str, loader: chassis_conf
         log.service = name.to_owned();
     }
     version.clone_into(&mut log.version);
-    let guard = chassis_log::init(&log).unwrap_or_else(|e| {
+    #[cfg(feature = "otel")]
+    let (extra, otel) = {
+        let otel: crate::otel::Config = config.section("otel").unwrap_or_else(|e| e.exit());
+        match crate::otel::layer(&otel, &log.service, version) {
+            Ok(Some((layer, guard))) => (Some(layer), Some(guard)),
+            Ok(None) => (None, None),
+            Err(e) => {
+                #[allow(clippy::print_stderr)] // logging is not started yet
+                {
+                    eprintln!("{name}: cannot start the span export: {e}");
+                }
+                std::process::exit(1)
+            }
+        }
+    };
+    #[cfg(not(feature = "otel"))]
+    let extra = None;
+    let guard = chassis_log::init_with(&log, extra).unwrap_or_else(|e| {
         #[allow(clippy::print_stderr)] // logging is what failed
         {
             eprintln!("{name}: cannot start logging: {e}");
@@ -56,5 +82,11 @@ pub fn boot<T: DeserializeOwned>(name: &str, version: &str, loader: chassis_conf
         tracing::warn!(%warning, "configuration");
     }
     let service_config: Config = config.section("service").unwrap_or_else(|e| e.exit());
-    Boot { service: Service::new(name, version, service_config), config, log: guard }
+    Boot {
+        service: Service::new(name, version, service_config),
+        config,
+        #[cfg(feature = "otel")]
+        otel,
+        log: guard,
+    }
 }

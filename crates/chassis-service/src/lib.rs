@@ -26,6 +26,9 @@ mod boot;
 mod config;
 mod health;
 pub mod http;
+#[cfg(feature = "otel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
+pub mod otel;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -226,7 +229,7 @@ impl Service {
         let stopped = CancellationToken::new();
         let admin = admin::Admin { health: health.clone(), metrics, info };
         let admin_stop = stopped.clone();
-        let admin_app = http::layer(admin::router(admin), &config.http, http::Server::Admin);
+        let admin_app = http::stack(admin::router(admin), &config.http, http::Server::Admin);
         let admin_server = tokio::spawn(async move {
             let app = admin_app;
             if let Err(error) =
@@ -241,7 +244,7 @@ impl Service {
         for router in routers {
             app = app.merge(router);
         }
-        let app = http::layer(app, &config.http, http::Server::Api);
+        let app = http::layer(app, &config.http);
         let api_stop = draining.clone();
         let api_server = tokio::spawn(async move {
             if let Err(error) = axum::serve(api, app).with_graceful_shutdown(api_stop.cancelled_owned()).await {

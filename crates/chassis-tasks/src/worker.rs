@@ -651,16 +651,13 @@ enum TraceLink<'a> {
     None,
 }
 
-/// The task span's trace context: the sender's trace continued on the first
-/// attempt, a new trace linked to it on a retry, a new trace without one.
-fn task_trace(
-    sent: Option<&chassis_trace::TraceContext>,
-    attempt: u32,
-) -> (chassis_trace::TraceContext, TraceLink<'_>) {
+/// How the task span joins the trace: the sender's trace continued on the
+/// first attempt, a new trace linked to it on a retry, a new trace without one.
+fn task_trace(sent: Option<&chassis_trace::TraceContext>, attempt: u32) -> TraceLink<'_> {
     match sent {
-        Some(parent) if attempt <= 1 => (parent.child(), TraceLink::Parent(parent)),
-        Some(previous) => (chassis_trace::TraceContext::root(), TraceLink::Link(previous)),
-        None => (chassis_trace::TraceContext::root(), TraceLink::None),
+        Some(parent) if attempt <= 1 => TraceLink::Parent(parent),
+        Some(previous) => TraceLink::Link(previous),
+        None => TraceLink::None,
     }
 }
 
@@ -711,13 +708,19 @@ impl<Q: Queue + Clone> Run<Q> {
             trace_parent_span_id = tracing::field::Empty,
             trace_link = tracing::field::Empty,
         );
-        let (trace, link) = task_trace(envelope.trace.as_ref(), message.receive_count);
-        match link {
-            TraceLink::Parent(parent) => span.record("trace_parent_span_id", parent.span_id()),
-            TraceLink::Link(previous) => span.record("trace_link", previous.traceparent()),
-            TraceLink::None => &span,
-        };
-        chassis_trace::attach(&span, trace);
+        match task_trace(envelope.trace.as_ref(), message.receive_count) {
+            TraceLink::Parent(parent) => {
+                span.record("trace_parent_span_id", parent.span_id());
+                chassis_trace::start(&span, Some(parent));
+            }
+            TraceLink::Link(previous) => {
+                chassis_trace::start(&span, None);
+                chassis_trace::link(&span, previous);
+            }
+            TraceLink::None => {
+                chassis_trace::start(&span, None);
+            }
+        }
         self.execute(&message, &envelope, registered).instrument(span).await
     }
 
@@ -1105,12 +1108,8 @@ mod tests {
     #[test]
     fn a_first_attempt_continues_the_trace_and_a_retry_links_to_it() {
         let sent = chassis_trace::TraceContext::root();
-        let (first, link) = task_trace(Some(&sent), 1);
-        assert_eq!((first.trace_id(), link), (sent.trace_id(), TraceLink::Parent(&sent)));
-        assert_ne!(first.span_id(), sent.span_id());
-        let (retry, link) = task_trace(Some(&sent), 2);
-        assert_eq!(link, TraceLink::Link(&sent));
-        assert_ne!(retry.trace_id(), sent.trace_id());
-        assert_eq!(task_trace(None, 1).1, TraceLink::None);
+        assert_eq!(task_trace(Some(&sent), 1), TraceLink::Parent(&sent));
+        assert_eq!(task_trace(Some(&sent), 2), TraceLink::Link(&sent));
+        assert_eq!(task_trace(None, 1), TraceLink::None);
     }
 }

@@ -149,6 +149,33 @@ impl TraceContext {
     }
 }
 
+/// Starts `span`'s place in a trace and puts it on the span ([`attach`]): a
+/// child of `parent` (a caller's or a sender's context), or a new trace.
+/// Returns the span's context.
+///
+/// With the `otel` feature and a `tracing-opentelemetry` layer in the
+/// subscriber, the span's OpenTelemetry parent is set to `parent` and the ids
+/// are the ones OpenTelemetry gives the span, so that what is logged, sent
+/// on and exported are one trace; otherwise they are random.
+pub fn start(span: &tracing::Span, parent: Option<&TraceContext>) -> TraceContext {
+    let own = || parent.map_or_else(TraceContext::root, TraceContext::child);
+    #[cfg(feature = "otel")]
+    let context = otel::start(span, parent).unwrap_or_else(own);
+    #[cfg(not(feature = "otel"))]
+    let context = own();
+    attach(span, context.clone());
+    context
+}
+
+/// Links `span` to `other` (a retry to the attempt before it): the span's
+/// `trace_link` field if it declares one, and an OpenTelemetry link with the
+/// `otel` feature.
+pub fn link(span: &tracing::Span, other: &TraceContext) {
+    span.record("trace_link", tracing::field::display(other));
+    #[cfg(feature = "otel")]
+    otel::link(span, other);
+}
+
 /// Puts `context` on `span`: [`current`] finds it inside the span and its
 /// children, and the span's `traceparent` field (if the span declares one,
 /// e.g. `traceparent = tracing::field::Empty`) records it for the logs.
@@ -166,14 +193,73 @@ pub fn attach(span: &tracing::Span, context: TraceContext) {
 }
 
 /// The trace context of the current span, or of its nearest ancestor that
-/// has one ([`attach`]); `None` outside any.
+/// has one ([`attach`]); `None` outside any. With the `otel` feature and a
+/// `tracing-opentelemetry` layer, the current span's own OpenTelemetry ids.
 pub fn current() -> Option<TraceContext> {
+    let attached = attached();
+    #[cfg(feature = "otel")]
+    if let Some(current) = otel::current(attached.as_ref()) {
+        return Some(current);
+    }
+    attached
+}
+
+fn attached() -> Option<TraceContext> {
     tracing::Span::current()
         .with_subscriber(|(id, dispatch)| {
             let span = dispatch.downcast_ref::<tracing_subscriber::Registry>()?.span(id)?;
             span.scope().find_map(|s| s.extensions().get::<TraceContext>().cloned())
         })
         .flatten()
+}
+
+#[cfg(feature = "otel")]
+mod otel {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState};
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    use super::TraceContext;
+
+    fn span_context(context: &TraceContext) -> SpanContext {
+        let state = context.state.as_deref().and_then(|s| s.parse::<TraceState>().ok()).unwrap_or_default();
+        SpanContext::new(
+            TraceId::from_bytes(context.trace_id.to_be_bytes()),
+            SpanId::from_bytes(context.span_id.to_be_bytes()),
+            TraceFlags::new(context.flags),
+            true,
+            state,
+        )
+    }
+
+    fn from_otel(span: &tracing::Span, state: Option<String>) -> Option<TraceContext> {
+        let cx = span.context();
+        let otel = cx.span().span_context().clone();
+        otel.is_valid().then(|| TraceContext {
+            trace_id: u128::from_be_bytes(otel.trace_id().to_bytes()),
+            span_id: u64::from_be_bytes(otel.span_id().to_bytes()),
+            flags: otel.trace_flags().to_u8() & 1,
+            state,
+        })
+    }
+
+    /// `None` when the subscriber has no OpenTelemetry layer (or the span is off).
+    pub(super) fn start(span: &tracing::Span, parent: Option<&TraceContext>) -> Option<TraceContext> {
+        let parent_cx = match parent {
+            Some(parent) => opentelemetry::Context::new().with_remote_span_context(span_context(parent)),
+            // A new trace, whatever span encloses this one.
+            None => opentelemetry::Context::new(),
+        };
+        span.set_parent(parent_cx).ok()?;
+        from_otel(span, parent.and_then(|p| p.state.clone()))
+    }
+
+    pub(super) fn link(span: &tracing::Span, other: &TraceContext) {
+        span.add_link(span_context(other));
+    }
+
+    pub(super) fn current(attached: Option<&TraceContext>) -> Option<TraceContext> {
+        from_otel(&tracing::Span::current(), attached.and_then(|a| a.state.clone()))
+    }
 }
 
 #[cfg(test)]

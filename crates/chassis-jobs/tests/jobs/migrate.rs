@@ -11,6 +11,7 @@ const ROUNDS: usize = 10;
 
 /// `REPLICAS` connects at once on a fresh prefix, `ROUNDS` times; all must start
 /// and see one working schema.
+#[cfg(feature = "postgres")]
 async fn replicas_start_together(url: &str) {
     for round in 0..ROUNDS {
         let prefix = format!("m{}_", uuid::Uuid::new_v4().simple());

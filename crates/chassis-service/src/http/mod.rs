@@ -49,13 +49,27 @@ pub(crate) enum Server {
     /// The user's API: every request logged.
     Api,
     /// The admin server: probes and scrapes (`/livez`, `/readyz`,
-    /// `/startupz`, `/metrics`) write no line, so a probe every few seconds
-    /// does not drown the log.
+    /// `/startupz`, `/metrics`) get no span and write no line, so a probe
+    /// every few seconds drowns neither the log nor the exported traces.
     Admin,
 }
 
+/// Wraps every route of `router` (and its fallback) in the API's stack, as
+/// [`Service::run`](crate::Service::run) does: for a router served some other
+/// way (a test, an embedding). Add it last, after every route.
+///
+/// ```
+/// let config = chassis_service::http::Config::default();
+/// let app = axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" }));
+/// let app = chassis_service::http::layer(app, &config);
+/// # let _ = app;
+/// ```
+pub fn layer(router: Router, config: &Config) -> Router {
+    stack(router, config, Server::Api)
+}
+
 /// Wraps every route of `router` (and its fallback) in the stack.
-pub(crate) fn layer(router: Router, config: &Config, server: Server) -> Router {
+pub(crate) fn stack(router: Router, config: &Config, server: Server) -> Router {
     let observe = Arc::new(observe::Observe::new(config, server));
     router
         .layer(tower_http::limit::RequestBodyLimitLayer::new(config.body_limit_bytes))

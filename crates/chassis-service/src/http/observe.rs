@@ -34,9 +34,11 @@ impl Observe {
         }
     }
 
-    fn logs(&self, route: Option<&str>) -> bool {
-        self.log_requests
-            && !(self.server == Server::Admin && matches!(route, Some("/livez" | "/readyz" | "/startupz" | "/metrics")))
+    /// A probe or scrape of the admin server: no span, no trace, no line (a
+    /// probe every few seconds would otherwise fill the log and, with the
+    /// `otel` feature, the exported traces).
+    fn is_probe(&self, route: Option<&str>) -> bool {
+        self.server == Server::Admin && matches!(route, Some("/livez" | "/readyz" | "/startupz" | "/metrics"))
     }
 }
 
@@ -49,8 +51,18 @@ fn request_id(request: &Request) -> (String, bool) {
         .filter(|id| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()));
     match taken {
         Some(id) => (id.to_owned(), false),
-        None => (uuid::Uuid::now_v7().to_string(), true),
+        None => (new_id(), true),
     }
+}
+
+/// A new UUID v7: the time in milliseconds, then random bits from fastrand
+/// (`Uuid::now_v7` asks the OS for them, a system call per request; a request
+/// id needs to be unique, not unpredictable).
+fn new_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
+    let random: [u8; 10] = fastrand::u128(..).to_le_bytes()[..10].try_into().unwrap_or_default();
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid().to_string()
 }
 
 /// The method as OpenTelemetry names it: one of the nine standard methods,
@@ -111,7 +123,11 @@ pub(crate) async fn observe(
             chassis_trace::TraceContext::parse(traceparent, incoming(chassis_trace::TRACESTATE))
         })
     };
-    let span = tracing::error_span!(
+    let probe = observe.is_probe(route.as_deref());
+    let span = if probe {
+        tracing::Span::none()
+    } else {
+        tracing::error_span!(
         target: "chassis::http",
         "request",
         "http.request.method" = method,
@@ -121,9 +137,12 @@ pub(crate) async fn observe(
         "http.response.status_code" = tracing::field::Empty,
         traceparent = tracing::field::Empty,
         trace_parent_span_id = caller.as_ref().map(chassis_trace::TraceContext::span_id),
-    );
-    // The caller's trace continues here, in a span of its own; or one starts.
-    chassis_trace::attach(&span, caller.as_ref().map_or_else(chassis_trace::TraceContext::root, |c| c.child()));
+        )
+    };
+    if !probe {
+        // The caller's trace continues here, in a span of its own; or one starts.
+        chassis_trace::start(&span, caller.as_ref());
+    }
     let _active = (observe.server == Server::Api).then(|| Active::new(method));
     let run = next.run(request);
     let mut response = match observe.timeout {
@@ -149,7 +168,7 @@ pub(crate) async fn observe(
         ];
         metrics::histogram!(super::REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
     }
-    if observe.logs(route.as_deref()) {
+    if observe.log_requests && !probe {
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         let _entered = span.enter();
         match status {

@@ -41,6 +41,7 @@
 //! | `jobs-sqlite` | The SQLite job store | Yes |
 //! | `jobs-postgres` | The PostgreSQL job store | No |
 //! | `jobs-http` | The HTTP view of jobs (axum) | Yes |
+//! | `discovery` | [`discovery`]: service registration (a `Registry` trait, leases with TTLs, watches) and discovery; static backend | No |
 //! | `service` | [`service`]: the runtime — lifecycle, signals, admin server (`/livez`, `/readyz`, `/startupz`, `/metrics`, `/info`), graceful shutdown | Yes |
 //! | `full` | Everything above | No |
 #![forbid(unsafe_code)]
@@ -52,6 +53,9 @@ pub use chassis_breaker as breaker;
 #[cfg(feature = "config")]
 #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub use chassis_config as config;
+#[cfg(feature = "discovery")]
+#[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
+pub use chassis_discovery as discovery;
 #[cfg(feature = "jobs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jobs")))]
 pub use chassis_jobs as jobs;

@@ -21,16 +21,27 @@
 //!   in-process registrations).
 //! - Configuration: the `discovery` section, [`Config`]; the backend is
 //!   `none` by default, so a service needs no registry server.
-//! - Metrics: `chassis_discovery_registrations_total{service}`.
+//! - Client side (`client`): a [`Resolver`] keeps each called service's
+//!   instance list, updated by watch, the last good list kept while the
+//!   registry is unreachable; a [`DiscoveryMiddleware`] in front of the
+//!   breaker sends `http://inventory/…` to one instance — round robin or
+//!   power of two choices on requests in flight, instances with an open
+//!   breaker skipped, idempotent requests that were not delivered retried
+//!   once on another instance; [`client`] builds the whole stack.
+//! - Metrics: `chassis_discovery_instances{service}` (gauge),
+//!   `chassis_discovery_resolve_errors_total{service}`,
+//!   `chassis_discovery_registrations_total{service}`.
 //!
 //! # Features
 //!
 //! | Name | Description | Default? |
 //! |---|---|---|
-//! | (none yet) | | |
+//! | `client` | [`Resolver`], [`DiscoveryMiddleware`], [`client`]: resolution and load balancing for reqwest, before chassis-breaker | Yes |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "client")]
+mod client;
 mod config;
 mod error;
 mod fixed;
@@ -40,6 +51,9 @@ mod registry;
 
 use std::sync::Arc;
 
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub use client::{DiscoveryMiddleware, Idempotent, Resolver, client};
 pub use config::{Backend, Balance, ClientConfig, Config, EtcdConfig};
 pub use error::{Error, Result};
 pub use fixed::StaticRegistry;

@@ -18,7 +18,8 @@
 //!   [`Lease`] alive, deregister, resolve a service to its live instances,
 //!   [`Watch`] them change.
 //! - Backends: [`StaticRegistry`] (fixed instances from config plus
-//!   in-process registrations).
+//!   in-process registrations) and, with `etcd`, `EtcdRegistry` (leases with
+//!   keep-alive, prefix watch, instances as JSON under `/<prefix>/<service>/<id>`).
 //! - Configuration: the `discovery` section, [`Config`]; the backend is
 //!   `none` by default, so a service needs no registry server.
 //! - Client side (`client`): a [`Resolver`] keeps each called service's
@@ -36,6 +37,7 @@
 //!
 //! | Name | Description | Default? |
 //! |---|---|---|
+//! | `etcd` | `EtcdRegistry`: etcd v3 through its JSON gateway, over reqwest | No |
 //! | `client` | [`Resolver`], [`DiscoveryMiddleware`], [`client`]: resolution and load balancing for reqwest, before chassis-breaker | Yes |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -44,6 +46,8 @@
 mod client;
 mod config;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod fixed;
 mod instance;
 mod metrics;
@@ -56,6 +60,9 @@ use std::sync::Arc;
 pub use client::{DiscoveryMiddleware, Idempotent, Resolver, client};
 pub use config::{Backend, Balance, ClientConfig, Config, EtcdConfig};
 pub use error::{Error, Result};
+#[cfg(feature = "etcd")]
+#[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
+pub use etcd::EtcdRegistry;
 pub use fixed::StaticRegistry;
 pub use instance::{Instance, Lease};
 pub use registry::{Registry, Watch};
@@ -68,6 +75,9 @@ pub fn from_config(config: &Config) -> Result<Option<Arc<dyn Registry>>> {
     match config.backend {
         Backend::None => Ok(None),
         Backend::Static => Ok(Some(Arc::new(StaticRegistry::new(config.instances.clone())))),
+        #[cfg(feature = "etcd")]
+        Backend::Etcd => Ok(Some(Arc::new(EtcdRegistry::new(&config.etcd)?))),
+        #[cfg(not(feature = "etcd"))]
         Backend::Etcd => Err(Error::BackendDisabled { backend: "etcd", feature: "etcd" }),
     }
 }

@@ -35,8 +35,9 @@ pub struct Idempotent;
 /// less busy of two at random. Instances whose breaker (in the
 /// [`chassis_breaker::Registry`] given to [`breakers`](Self::breakers)) is
 /// open are skipped while another one is available. An idempotent request
-/// (see [`Idempotent`]) that fails to connect, or that the instance's breaker
-/// rejects, is sent once more to another instance.
+/// (see [`Idempotent`]) that fails to connect, that the instance's breaker
+/// rejects, or whose connection breaks before an answer (not a timeout), is
+/// sent once more to another instance.
 ///
 /// Each request runs in a span `discovery` with `peer.service`, `instance`
 /// (the id) and `addr`. Place it before the breaker (as [`client`] does) so
@@ -217,11 +218,14 @@ fn idempotent(req: &Request, extensions: &Extensions) -> bool {
         || extensions.get::<Idempotent>().is_some()
 }
 
-/// Whether the request surely did not reach the application: it could not
-/// connect, or the instance's breaker refused it.
-fn not_delivered(error: &reqwest_middleware::Error) -> bool {
+/// Whether an idempotent request may go to another instance: it could not
+/// connect, the instance's breaker refused it, or the connection broke before
+/// any answer (a pooled keep-alive connection to an instance that died since
+/// fails so, not as a connect error). Timeouts are not retried: the
+/// instance may be slow rather than gone, and a retry would double the wait.
+fn retryable(error: &reqwest_middleware::Error) -> bool {
     match error {
-        reqwest_middleware::Error::Reqwest(e) => e.is_connect(),
+        reqwest_middleware::Error::Reqwest(e) => e.is_connect() || (e.is_request() && !e.is_timeout()),
         e => chassis_breaker::Rejected::from_reqwest(e).is_some(),
     }
 }
@@ -248,9 +252,9 @@ impl Middleware for DiscoveryMiddleware {
         let again = if idempotent(&req, extensions) { req.try_clone() } else { None };
         let result = self.send(req, extensions, next.clone(), &service, scheme, &first).await;
         match (result, again) {
-            (Err(error), Some(again)) if not_delivered(&error) => {
+            (Err(error), Some(again)) if retryable(&error) => {
                 let Some(second) = self.pick(&cached, Some(&first), &effective) else { return Err(error) };
-                tracing::debug!(peer.service = %service, instance = %first.instance.id, %error, retry = %second.instance.id, "not delivered; retrying on another instance");
+                tracing::debug!(peer.service = %service, instance = %first.instance.id, %error, retry = %second.instance.id, "failed before an answer; retrying on another instance");
                 self.send(again, extensions, next, &service, scheme, &second).await
             }
             (result, _) => result,

@@ -106,6 +106,38 @@ async fn idempotent_requests_that_cannot_connect_are_retried_on_another_instance
     assert_eq!(ups.iter().map(Upstream::hits).sum::<usize>(), 4 + 60);
 }
 
+/// A loopback "server" that accepts connections, reads the request and
+/// closes without an answer: a connection that breaks mid-call.
+async fn hang_up_addr() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn idempotent_requests_whose_connection_breaks_are_retried_on_another_instance() {
+    let up = Upstream::start("u", Duration::ZERO).await;
+    let list = [up.addr.to_string(), hang_up_addr().await.to_string()];
+    let (_, client) = client_over(Arc::new(StaticRegistry::new([("inventory", list)])), ClientConfig::default());
+    let error = client.post("http://inventory/hit").send().await.err().or(client
+        .post("http://inventory/hit")
+        .send()
+        .await
+        .err());
+    let error = error.expect("the plain POST sent to the hang-up instance fails");
+    assert!(error.is_request() && !error.is_connect(), "{error:?}");
+    for _ in 0..4 {
+        assert_eq!(client.get("http://inventory/hit").send().await.unwrap().text().await.unwrap(), "u");
+    }
+    assert_eq!(up.hits(), 5);
+}
+
 #[tokio::test]
 async fn an_instance_answering_500_opens_its_breaker_and_gets_no_more_traffic() {
     let ups = upstreams(3, Duration::ZERO).await;

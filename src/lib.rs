@@ -42,6 +42,7 @@
 //! | `jobs-postgres` | The PostgreSQL job store | No |
 //! | `jobs-http` | The HTTP view of jobs (axum) | Yes |
 //! | `discovery` | [`discovery`]: service registration (a `Registry` trait, leases with TTLs, watches) and discovery; static backend | No |
+//! | `discovery-etcd` | The etcd discovery backend (leases, watches) | No |
 //! | `service` | [`service`]: the runtime — lifecycle, signals, admin server (`/livez`, `/readyz`, `/startupz`, `/metrics`, `/info`), graceful shutdown | Yes |
 //! | `full` | Everything above | No |
 #![forbid(unsafe_code)]

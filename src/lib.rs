@@ -43,6 +43,7 @@
 //! | `jobs-http` | The HTTP view of jobs (axum) | Yes |
 //! | `discovery` | [`discovery`]: service registration (a `Registry` trait, leases with TTLs, watches) and discovery; static backend | No |
 //! | `discovery-etcd` | The etcd discovery backend (leases, watches) | No |
+//! | `discovery-dns` | The DNS discovery backend (SRV with priorities and weights, A/AAAA) | No |
 //! | `service` | [`service`]: the runtime — lifecycle, signals, admin server (`/livez`, `/readyz`, `/startupz`, `/metrics`, `/info`), graceful shutdown | Yes |
 //! | `full` | Everything above | No |
 #![forbid(unsafe_code)]

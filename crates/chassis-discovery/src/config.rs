@@ -18,6 +18,8 @@ pub enum Backend {
     Static,
     /// etcd (the `etcd` feature): leases, keys under `/<prefix>/<service>/<id>`.
     Etcd,
+    /// DNS (the `dns` feature): SRV or A/AAAA records; read-only.
+    Dns,
 }
 
 /// How a client picks one instance among the live ones.
@@ -70,6 +72,8 @@ pub struct Config {
     pub instances: BTreeMap<String, Vec<String>>,
     /// The etcd backend.
     pub etcd: EtcdConfig,
+    /// The DNS backend.
+    pub dns: DnsConfig,
     /// The client side: which URLs are logical names, and how to balance.
     pub client: ClientConfig,
 }
@@ -85,6 +89,7 @@ impl Default for Config {
             metadata: BTreeMap::new(),
             instances: BTreeMap::new(),
             etcd: EtcdConfig::default(),
+            dns: DnsConfig::default(),
             client: ClientConfig::default(),
         }
     }
@@ -108,6 +113,40 @@ pub struct EtcdConfig {
 impl Default for EtcdConfig {
     fn default() -> Self {
         Self { endpoints: vec!["http://127.0.0.1:2379".into()], prefix: "chassis".into(), request_timeout_ms: 2000 }
+    }
+}
+
+/// The DNS backend: `discovery.dns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DnsConfig {
+    /// The DNS servers to ask (`ip:port`). Default: empty (the system's, from `/etc/resolv.conf`).
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// Appended to every name: `ns.svc.cluster.local`. Default: none (names are absolute).
+    pub domain: Option<String>,
+    /// Look up SRV records (`true`) or A/AAAA records (`false`). Default: `true`.
+    pub srv: bool,
+    /// Put before the service name for SRV lookups. Default: `_http._tcp.`.
+    pub srv_prefix: String,
+    /// The port of instances found by A/AAAA lookups. Default: 80.
+    pub port: u16,
+    /// The shortest wait before a watch asks again, whatever the TTL, in
+    /// milliseconds, from 1 to 3600000. Default: 1000.
+    #[serde(deserialize_with = "chassis_bounds::uint::<_, u64, 1, 3_600_000>")]
+    pub min_refresh_ms: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            nameservers: Vec::new(),
+            domain: None,
+            srv: true,
+            srv_prefix: "_http._tcp.".into(),
+            port: 80,
+            min_refresh_ms: 1000,
+        }
     }
 }
 

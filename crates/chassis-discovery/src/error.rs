@@ -41,6 +41,14 @@ pub enum Error {
         /// The feature that compiles it in.
         feature: &'static str,
     },
+    /// The backend cannot do this (DNS is read-only).
+    #[error("the {backend} backend does not support {operation}")]
+    Unsupported {
+        /// The backend.
+        backend: &'static str,
+        /// The operation.
+        operation: &'static str,
+    },
     /// A setting is missing or invalid.
     #[error("invalid discovery config: {field} {reason}")]
     InvalidConfig {

@@ -19,7 +19,8 @@
 //!   [`Watch`] them change.
 //! - Backends: [`StaticRegistry`] (fixed instances from config plus
 //!   in-process registrations) and, with `etcd`, `EtcdRegistry` (leases with
-//!   keep-alive, prefix watch, instances as JSON under `/<prefix>/<service>/<id>`).
+//!   keep-alive, prefix watch, instances as JSON under `/<prefix>/<service>/<id>`)
+//!   and, with `dns`, `DnsRegistry` (SRV or A/AAAA records, read-only).
 //! - Configuration: the `discovery` section, [`Config`]; the backend is
 //!   `none` by default, so a service needs no registry server.
 //! - Client side (`client`): a [`Resolver`] keeps each called service's
@@ -38,6 +39,7 @@
 //! | Name | Description | Default? |
 //! |---|---|---|
 //! | `etcd` | `EtcdRegistry`: etcd v3 through its JSON gateway, over reqwest | No |
+//! | `dns` | `DnsRegistry`: SRV (priorities, weights) or A/AAAA records on `hickory-resolver`, re-asked on the TTL | No |
 //! | `client` | [`Resolver`], [`DiscoveryMiddleware`], [`client`]: resolution and load balancing for reqwest, before chassis-breaker | Yes |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -45,6 +47,8 @@
 #[cfg(feature = "client")]
 mod client;
 mod config;
+#[cfg(feature = "dns")]
+mod dns;
 mod error;
 #[cfg(feature = "etcd")]
 mod etcd;
@@ -58,7 +62,10 @@ use std::sync::Arc;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use client::{DiscoveryMiddleware, Idempotent, Resolver, client};
-pub use config::{Backend, Balance, ClientConfig, Config, EtcdConfig};
+pub use config::{Backend, Balance, ClientConfig, Config, DnsConfig, EtcdConfig};
+#[cfg(feature = "dns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dns")))]
+pub use dns::DnsRegistry;
 pub use error::{Error, Result};
 #[cfg(feature = "etcd")]
 #[cfg_attr(docsrs, doc(cfg(feature = "etcd")))]
@@ -79,5 +86,9 @@ pub fn from_config(config: &Config) -> Result<Option<Arc<dyn Registry>>> {
         Backend::Etcd => Ok(Some(Arc::new(EtcdRegistry::new(&config.etcd)?))),
         #[cfg(not(feature = "etcd"))]
         Backend::Etcd => Err(Error::BackendDisabled { backend: "etcd", feature: "etcd" }),
+        #[cfg(feature = "dns")]
+        Backend::Dns => Ok(Some(Arc::new(DnsRegistry::new(&config.dns)?))),
+        #[cfg(not(feature = "dns"))]
+        Backend::Dns => Err(Error::BackendDisabled { backend: "dns", feature: "dns" }),
     }
 }

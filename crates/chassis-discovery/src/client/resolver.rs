@@ -56,21 +56,44 @@ impl Cached {
     }
 
     /// Replaces the list, keeping the in-flight counts of instances that stay.
+    /// Instances with a `weight` in their metadata (DNS SRV) appear in the
+    /// list in proportion to it, so both balancers honour it.
     fn update(&self, instances: Vec<Instance>) {
+        let n = instances.len();
+        let copies = copies(&instances);
         let mut list = self.list.write().unwrap_or_else(PoisonError::into_inner);
-        let new: List = instances
-            .into_iter()
-            .map(|instance| {
-                list.iter()
-                    .find(|e| e.instance == instance)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(Endpoint::new(instance)))
-            })
-            .collect();
-        metrics::instances(&self.name, new.len());
-        *list = new;
+        let mut new = Vec::with_capacity(n);
+        for (instance, times) in instances.into_iter().zip(copies) {
+            let endpoint = list
+                .iter()
+                .find(|e| e.instance == instance)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Endpoint::new(instance)));
+            new.extend(std::iter::repeat_n(endpoint, times));
+        }
+        metrics::instances(&self.name, n);
+        *list = new.into();
         self.stale.store(false, Ordering::Relaxed);
     }
+}
+
+/// How many times each instance appears in the list: once each, or, when
+/// every instance has a `weight`, its weight divided by the weights' greatest
+/// common divisor (capped at 100; a weight of 0 appears only if all are 0).
+fn copies(instances: &[Instance]) -> Vec<usize> {
+    let weights: Option<Vec<usize>> = instances
+        .iter()
+        .map(|i| i.metadata.get("weight").and_then(|w| w.parse::<u16>().ok()).map(usize::from))
+        .collect();
+    let Some(weights) = weights.filter(|w| w.iter().any(|&w| w > 0)) else { return vec![1; instances.len()] };
+    let gcd = weights.iter().copied().filter(|&w| w > 0).fold(0, |a, b| {
+        let (mut a, mut b) = (a, b);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    });
+    weights.iter().map(|w| (w / gcd.max(1)).min(100)).collect()
 }
 
 /// The instance lists of the services a client calls: resolved on first use,
@@ -167,7 +190,9 @@ impl Resolver {
         if list.is_empty() {
             return Err(Error::NoInstances { service: service.to_owned() });
         }
-        Ok(list.iter().map(|e| e.instance.clone()).collect())
+        let mut instances: Vec<Instance> = list.iter().map(|e| e.instance.clone()).collect();
+        instances.dedup(); // weighted copies are adjacent
+        Ok(instances)
     }
 
     /// Whether the last watch of `service` broke, so its list may be out of
@@ -262,5 +287,20 @@ impl Resolver {
                 Err(error) => return error,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_become_copies() {
+        let with = |w: &str| Instance::new("s", w, "h:1").with_metadata("weight", w);
+        assert_eq!(copies(&[with("10"), with("30")]), [1, 3]);
+        assert_eq!(copies(&[with("0"), with("5")]), [0, 1]);
+        assert_eq!(copies(&[with("0"), with("0")]), [1, 1]);
+        assert_eq!(copies(&[with("1"), with("1000")]), [1, 100]);
+        assert_eq!(copies(&[with("2"), Instance::new("s", "x", "h:2")]), [1, 1], "all or none");
     }
 }

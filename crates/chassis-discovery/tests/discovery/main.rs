@@ -12,6 +12,8 @@
 
 #[cfg(feature = "client")]
 mod client;
+#[cfg(all(feature = "dns", feature = "client"))]
+mod dns;
 #[cfg(all(feature = "etcd", feature = "client"))]
 mod etcd;
 #[cfg(feature = "client")]

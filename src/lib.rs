@@ -41,7 +41,7 @@
 //! | `jobs-sqlite` | The SQLite job store | Yes |
 //! | `jobs-postgres` | The PostgreSQL job store | No |
 //! | `jobs-http` | The HTTP view of jobs (axum) | Yes |
-//! | `discovery` | [`discovery`]: service registration (a `Registry` trait, leases with TTLs, watches) and discovery; static backend | No |
+//! | `discovery` | [`discovery`]: service registration (a `Registry` trait, leases with TTLs, watches) and discovery with client-side load balancing before the breaker; static backend | Yes |
 //! | `discovery-etcd` | The etcd discovery backend (leases, watches) | No |
 //! | `discovery-dns` | The DNS discovery backend (SRV with priorities and weights, A/AAAA) | No |
 //! | `service` | [`service`]: the runtime — lifecycle, signals, admin server (`/livez`, `/readyz`, `/startupz`, `/metrics`, `/info`), graceful shutdown | Yes |

@@ -16,6 +16,11 @@
 //! - each task asks an in-process "pricing service" for a quote through a circuit
 //!   breaker; the pricing service fails a few seconds out of every ten, so the
 //!   breaker opens, tasks wait and retry, the breaker recovers, the job finishes;
+//!   the call goes to the logical name `http://pricing/…`, resolved by the
+//!   `static` discovery backend (`discovery.instances.pricing`, this process by
+//!   default);
+//! - with `APP_DISCOVERY__BACKEND=etcd` (feature `discovery-etcd`) the service
+//!   registers itself in etcd once ready, and deregisters first on SIGTERM;
 //! - a durable SQLite task queue and a SQLite job store in `data/` by default
 //!   (a `kill -9` loses no task: they all run when it starts again); the
 //!   memory queue, PostgreSQL or SQS by configuration (`APP_QUEUE=memory`,
@@ -68,6 +73,8 @@ struct Settings {
     #[cfg(feature = "otel")]
     #[serde(default)]
     otel: chassis::service::otel::Config,
+    #[serde(default)]
+    discovery: chassis::discovery::Config,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -182,11 +189,23 @@ async fn serve<Q: Queue + Clone>(
     queue: Q,
 ) -> Result<(), String> {
     // Tasks call the pricing service through a breaker per host.
+    // `http://pricing/…` is a logical name: the static backend resolves it to
+    // the instances in `discovery.instances.pricing` (default: this process),
+    // and the breaker is per instance.
     let breakers = chassis::breaker::Registry::new(settings.breaker.clone()).map_err(|e| e.to_string())?;
-    let client = chassis::breaker::client(breakers).map_err(|e| e.to_string())?;
     let http_addr = settings.service.http_addr;
     let local = SocketAddr::from(([127, 0, 0, 1], http_addr.port()));
-    let pricing = format!("http://{local}/pricing/quote");
+    let mut instances = settings.discovery.instances.clone();
+    instances.entry("pricing".into()).or_insert_with(|| vec![local.to_string()]);
+    let pricing_registry = std::sync::Arc::new(chassis::discovery::StaticRegistry::new(instances));
+    let resolver = chassis::discovery::Resolver::new(pricing_registry, settings.discovery.client.clone());
+    let client = chassis::discovery::client(resolver.clone(), breakers).map_err(|e| e.to_string())?;
+    service.spawn("resolver", move |shutdown| resolver.run(shutdown));
+    let pricing = "http://pricing/pricing/quote".to_owned();
+    // Registration in the configured registry (none by default) follows the lifecycle.
+    if let Some(registry) = chassis::discovery::from_config(&settings.discovery).map_err(|e| e.to_string())? {
+        service.discovery(registry, settings.discovery.clone());
+    }
 
     let mut registry = Registry::new();
     registry

@@ -41,6 +41,9 @@
 //! | `jobs-sqlite` | The SQLite job store | Yes |
 //! | `jobs-postgres` | The PostgreSQL job store | No |
 //! | `jobs-http` | The HTTP view of jobs (axum) | Yes |
+//! | `discovery` | [`discovery`]: service registration (a `Registry` trait, leases with TTLs, watches) and discovery with client-side load balancing before the breaker; static backend | Yes |
+//! | `discovery-etcd` | The etcd discovery backend (leases, watches) | No |
+//! | `discovery-dns` | The DNS discovery backend (SRV with priorities and weights, A/AAAA) | No |
 //! | `service` | [`service`]: the runtime — lifecycle, signals, admin server (`/livez`, `/readyz`, `/startupz`, `/metrics`, `/info`), the API's middleware (request spans and ids, RED metrics, timeout, body limit, panic guard), graceful shutdown | Yes |
 //! | `otel` | Export spans to an OpenTelemetry collector over OTLP/HTTP (protobuf), configured by the `otel` section and the `OTEL_*` variables; one trace across HTTP and tasks | No |
 //! | `trace` | [`trace`]: W3C trace context (`traceparent`) kept on spans; the service, breaker and tasks carry it (each enables it) | Yes |
@@ -54,6 +57,9 @@ pub use chassis_breaker as breaker;
 #[cfg(feature = "config")]
 #[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub use chassis_config as config;
+#[cfg(feature = "discovery")]
+#[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
+pub use chassis_discovery as discovery;
 #[cfg(feature = "jobs")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jobs")))]
 pub use chassis_jobs as jobs;

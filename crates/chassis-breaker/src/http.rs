@@ -302,9 +302,24 @@ impl Rejected {
 /// # Errors
 /// When reqwest cannot build a client (its TLS backend failed to initialise).
 pub fn client(registry: Registry) -> Result<ClientWithMiddleware, reqwest::Error> {
+    client_with(registry, [])
+}
+
+/// Like [`client`], with `before` run ahead of the breaker, first one
+/// outermost: a middleware there sees each request before its breaker does
+/// (chassis-discovery resolves logical names to an instance there, so the
+/// breaker is the instance's).
+///
+/// # Errors
+/// As [`client`].
+pub fn client_with(
+    registry: Registry,
+    before: impl IntoIterator<Item = Arc<dyn Middleware>>,
+) -> Result<ClientWithMiddleware, reqwest::Error> {
     let timeout = Duration::from_millis(registry.config().request_timeout_ms);
     let inner = reqwest::Client::builder().timeout(timeout).build()?;
-    Ok(reqwest_middleware::ClientBuilder::new(inner).with(BreakerMiddleware::new(registry)).build())
+    let builder = before.into_iter().fold(reqwest_middleware::ClientBuilder::new(inner), |b, m| b.with_arc(m));
+    Ok(builder.with(BreakerMiddleware::new(registry)).build())
 }
 
 #[cfg(test)]

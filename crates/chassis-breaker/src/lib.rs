@@ -93,7 +93,9 @@ pub use config::{Backoff, Config, FailureRate, SlowCall};
 pub use error::{CallError, Error, Rejected, Result};
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
-pub use http::{BreakerMiddleware, Classify, ClassifyWith, HttpClassifier, client, host_key, path_prefix_key};
+pub use http::{
+    BreakerMiddleware, Classify, ClassifyWith, HttpClassifier, client, client_with, host_key, path_prefix_key,
+};
 pub use permit::{Outcome, Permit};
 pub use registry::{Registry, RegistryBuilder};
 pub use state::State;

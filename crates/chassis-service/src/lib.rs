@@ -17,6 +17,13 @@
 //! service.run().await // until SIGTERM; not ready but serving for 5 s, then drains and returns
 //! # }
 //! ```
+//!
+//! # Features
+//!
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `boot` | `boot`: load the configuration and start logging in one call | Yes |
+//! | `discovery` | `Service::discovery`: register in a service registry while ready, deregister first on shutdown | No |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -29,6 +36,8 @@ pub mod http;
 #[cfg(feature = "otel")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otel")))]
 pub mod otel;
+#[cfg(feature = "discovery")]
+mod registration;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -81,6 +90,8 @@ pub struct Service {
     shutdown: CancellationToken,
     drain_now: CancellationToken,
     metrics: Option<PrometheusHandle>,
+    #[cfg(feature = "discovery")]
+    registration: Option<registration::Registration>,
 }
 
 impl std::fmt::Debug for Service {
@@ -152,7 +163,36 @@ impl Service {
             shutdown: CancellationToken::new(),
             drain_now: CancellationToken::new(),
             metrics,
+            #[cfg(feature = "discovery")]
+            registration: None,
         }
+    }
+
+    /// Registers this service in `registry` as `config` (the `discovery`
+    /// section) says, following the lifecycle:
+    ///
+    /// - once ready, it registers an instance: `config.service` (default: the
+    ///   service's name), `config.address` (default: the bound API address,
+    ///   loopback for `0.0.0.0`), `config.instance_id` (default:
+    ///   `<service>-<address>`), `config.metadata` plus `version` and `admin`
+    ///   (the admin server's URL), for `config.ttl_secs`;
+    /// - every third of the TTL it renews the lease, **only while readiness
+    ///   passes**: an unready instance lapses and drops out of clients'
+    ///   lists; ready again, it registers again;
+    /// - on shutdown it **deregisters first** (waiting up to 5 s), then fails
+    ///   readiness and drains as [`run`](Self::run) describes;
+    /// - a crash leaves the registration to expire with its TTL.
+    ///
+    /// `/info` shows the registration under `discovery`.
+    #[cfg(feature = "discovery")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
+    pub fn discovery(
+        &mut self,
+        registry: std::sync::Arc<dyn chassis_discovery::Registry>,
+        config: chassis_discovery::Config,
+    ) -> &mut Self {
+        self.registration = Some(registration::Registration { registry, config });
+        self
     }
 
     /// The readiness checks and phase.
@@ -193,6 +233,7 @@ impl Service {
     /// Binds the listeners, serves, marks the service ready, and waits for
     /// SIGTERM, SIGINT or [`shutdown_token`](Self::shutdown_token); then:
     ///
+    /// 0. with [`discovery`](Self::discovery), deregisters;
     /// 1. fails readiness at once (phase [`Phase::Draining`]);
     /// 2. keeps the API accepting and serving for `drain_delay_secs` (default
     ///    5 s; a second signal or [`drain_now_token`](Self::drain_now_token)
@@ -205,7 +246,9 @@ impl Service {
     /// # Errors
     /// [`Error::Bind`] or [`Error::Signals`]: nothing was started.
     pub async fn run(self) -> Result<()> {
-        let Self { name, version, config, health, routers, components, shutdown, drain_now, metrics } = self;
+        #[cfg(feature = "discovery")]
+        let registration = self.registration;
+        let Self { name, version, config, health, routers, components, shutdown, drain_now, metrics, .. } = self;
         let api = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .map_err(|source| Error::Bind { addr: config.http_addr, source })?;
@@ -219,12 +262,25 @@ impl Service {
         let api_addr = api.local_addr().unwrap_or(config.http_addr);
         let admin_addr = admin_listener.local_addr().unwrap_or(config.admin_addr);
 
-        let info = serde_json::json!({
+        #[allow(unused_mut)] // without the discovery feature
+        let mut info = serde_json::json!({
             "service": name,
             "version": version,
             "chassis": env!("CARGO_PKG_VERSION"),
             "api": api_addr.to_string(),
             "admin": admin_addr.to_string(),
+        });
+        #[cfg(feature = "discovery")]
+        let registration = registration.map(|r| {
+            let instance = r.instance(&name, &version, api_addr, admin_addr);
+            info["discovery"] = serde_json::json!({
+                "backend": r.config.backend,
+                "service": instance.service,
+                "id": instance.id,
+                "addr": instance.addr,
+                "ttl_secs": r.config.ttl_secs,
+            });
+            (r.registry, instance, Duration::from_secs(r.config.ttl_secs))
         });
         let stopped = CancellationToken::new();
         let admin = admin::Admin { health: health.clone(), metrics, info };
@@ -261,12 +317,33 @@ impl Service {
         }
         health.set_phase(Phase::Ready);
         tracing::info!(api = %api_addr, admin = %admin_addr, "service ready");
+        #[cfg(feature = "discovery")]
+        let registrar = registration.map(|(registry, instance, ttl)| {
+            let stop = CancellationToken::new();
+            let task = tokio::spawn(registration::keep_registered(
+                registry.clone(),
+                instance,
+                ttl,
+                health.clone(),
+                stop.clone(),
+            ));
+            (registry, stop, task)
+        });
 
         let reason = tokio::select! {
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
             () = shutdown.cancelled() => "shutdown requested",
         };
+        // Deregister first: clients watching the registry stop routing here
+        // before readiness fails and the drain begins.
+        #[cfg(feature = "discovery")]
+        if let Some((registry, stop, task)) = registrar {
+            stop.cancel();
+            if let Ok(Some(lease)) = task.await {
+                registration::deregister(registry.as_ref(), &lease).await;
+            }
+        }
         health.set_phase(Phase::Draining);
         if config.drain_delay_secs > 0 && !drain_now.is_cancelled() {
             // Readiness fails now, but load balancers take a while to notice:

@@ -457,3 +457,125 @@ async fn settings_at_their_extremes() {
     drain_now.cancel();
     tokio::time::timeout(Duration::from_secs(60), running).await.expect("no hang").unwrap().unwrap();
 }
+
+/// Registration in a service registry follows the lifecycle.
+#[cfg(feature = "discovery")]
+mod discovery {
+    use std::sync::Mutex;
+
+    use chassis_discovery::{Instance, Lease, Registry, Resolver, StaticRegistry, Watch};
+    use chassis_service::{Health, Phase};
+
+    use super::*;
+
+    /// A registry that records each deregistration with the service's phase at that moment.
+    #[derive(Debug, Clone)]
+    struct Recording {
+        inner: StaticRegistry,
+        health: Arc<Mutex<Option<Health>>>,
+        deregistered_in: Arc<Mutex<Vec<Phase>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Registry for Recording {
+        async fn register(&self, i: &Instance, ttl: Duration) -> chassis_discovery::Result<Lease> {
+            self.inner.register(i, ttl).await
+        }
+        async fn keep_alive(&self, lease: &Lease) -> chassis_discovery::Result<()> {
+            self.inner.keep_alive(lease).await
+        }
+        async fn deregister(&self, lease: &Lease) -> chassis_discovery::Result<()> {
+            let phase = self.health.lock().unwrap().as_ref().map(Health::phase);
+            self.deregistered_in.lock().unwrap().extend(phase);
+            self.inner.deregister(lease).await
+        }
+        async fn resolve(&self, service: &str) -> chassis_discovery::Result<Vec<Instance>> {
+            self.inner.resolve(service).await
+        }
+        async fn watch(&self, service: &str) -> chassis_discovery::Result<Box<dyn Watch>> {
+            self.inner.watch(service).await
+        }
+    }
+
+    async fn until(what: &str, mut f: impl AsyncFnMut() -> bool) {
+        for _ in 0..300 {
+            if f().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn registered_while_ready_deregistered_before_readiness_fails_then_no_traffic() {
+        let config = config(3600); // the drain delay is ended by the drain-now token
+        let (api, admin) = (config.http_addr, config.admin_addr);
+        let mut service = Service::new("orders", "9.9.9", config);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let flag = healthy.clone();
+        service.health().check("db", move || {
+            let ok = flag.load(Ordering::SeqCst);
+            async move { if ok { Ok(()) } else { Err("down".to_owned()) } }
+        });
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        service.router(axum::Router::new().route(
+            "/hit",
+            axum::routing::get(move || {
+                h.fetch_add(1, Ordering::SeqCst);
+                async { "ok" }
+            }),
+        ));
+        let registry = Recording {
+            inner: StaticRegistry::default(),
+            health: Arc::new(Mutex::new(Some(service.health().clone()))),
+            deregistered_in: Arc::new(Mutex::new(Vec::new())),
+        };
+        let mut discovery = chassis_discovery::Config::default();
+        discovery.ttl_secs = 1;
+        service.discovery(Arc::new(registry.clone()), discovery);
+        let (shutdown, drain_now) = (service.shutdown_token(), service.drain_now_token());
+        let running = tokio::spawn(service.run());
+
+        // Registered once ready, with the bound address and metadata.
+        until("registered", async || registry.resolve("orders").await.unwrap().len() == 1).await;
+        let instance = registry.resolve("orders").await.unwrap().remove(0);
+        assert_eq!(instance.addr, api.to_string());
+        assert_eq!(instance.id, format!("orders-{api}"));
+        assert_eq!(instance.metadata["version"], "9.9.9");
+        assert_eq!(instance.metadata["admin"], format!("http://{admin}"));
+        let info = reqwest::get(format!("http://{admin}/info")).await.unwrap().text().await.unwrap();
+        let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+        assert_eq!(info["discovery"]["id"], instance.id.as_str());
+
+        // Unready: no keep-alive, the registration lapses; ready again: registered again.
+        healthy.store(false, Ordering::SeqCst);
+        until("lapsed", async || registry.resolve("orders").await.unwrap().is_empty()).await;
+        healthy.store(true, Ordering::SeqCst);
+        until("registered again", async || registry.resolve("orders").await.unwrap().len() == 1).await;
+
+        // A client of `orders` through the registry.
+        let resolver = Resolver::new(Arc::new(registry.clone()), chassis_discovery::ClientConfig::default());
+        let watches_stop = tokio_util::sync::CancellationToken::new();
+        let watches = tokio::spawn(resolver.clone().run(watches_stop.clone()));
+        let breakers = chassis_breaker::Registry::new(chassis_breaker::Config::default()).unwrap();
+        let client = chassis_discovery::client(resolver.clone(), breakers).unwrap();
+        assert_eq!(client.get("http://orders/hit").send().await.unwrap().text().await.unwrap(), "ok");
+
+        // SIGTERM: deregistered while still ready, then draining.
+        shutdown.cancel();
+        until("deregistration seen", async || resolver.instances("orders").await.is_err()).await;
+        assert_eq!(*registry.deregistered_in.lock().unwrap(), [Phase::Ready], "deregistered before readiness fails");
+        until("draining", async || registry.health.lock().unwrap().as_ref().unwrap().phase() == Phase::Draining).await;
+        // The API still serves (drain delay), but no request is routed to it.
+        assert_eq!(reqwest::get(format!("http://{api}/hit")).await.unwrap().status(), 200);
+        assert!(client.get("http://orders/hit").send().await.is_err());
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "the client's first call and the direct one");
+
+        drain_now.cancel();
+        running.await.unwrap().unwrap();
+        watches_stop.cancel();
+        watches.await.unwrap();
+    }
+}

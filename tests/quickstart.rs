@@ -391,7 +391,13 @@ async fn quickstart_exports_one_trace_per_job_over_otlp() {
     assert_eq!(tasks.len(), 3, "each task a child of the request: {spans:#?}");
     for task in tasks {
         assert_eq!(hex(&task.trace_id), hex(&start.trace_id));
-        let call = spans.iter().find(|s| s.name == "request" && s.parent_span_id == task.span_id);
+        // The pricing call's server span sits under the task, directly or under
+        // the client-side spans in between (discovery's resolution).
+        let under_task = |span: &Span| {
+            span.parent_span_id == task.span_id
+                || spans.iter().any(|p| p.span_id == span.parent_span_id && p.parent_span_id == task.span_id)
+        };
+        let call = spans.iter().find(|s| s.name == "request" && under_task(s));
         let call = call.unwrap_or_else(|| panic!("no pricing call under task {}: {spans:#?}", hex(&task.span_id)));
         assert!(path(call).contains("/pricing/quote/"), "{call:?}");
         assert_eq!(hex(&call.trace_id), hex(&start.trace_id), "one trace");

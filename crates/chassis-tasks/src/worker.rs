@@ -1112,4 +1112,11 @@ mod tests {
         assert_eq!(task_trace(Some(&sent), 2), TraceLink::Link(&sent));
         assert_eq!(task_trace(None, 1), TraceLink::None);
     }
+
+    #[test]
+    fn the_pause_between_failed_receives_grows_to_a_second_and_stays_there() {
+        let pauses: Vec<u64> = (1..=8).map(|n| receive_backoff(n).as_millis() as u64).collect();
+        assert_eq!(pauses, [200, 400, 800, 1000, 1000, 1000, 1000, 1000]);
+        assert_eq!(receive_backoff(u32::MAX), MAX_RECEIVE_PAUSE);
+    }
 }

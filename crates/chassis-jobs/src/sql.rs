@@ -120,26 +120,42 @@ impl SqlStore {
             return Err(Error::Invalid(format!("table prefix {prefix:?} may hold only letters, digits and `_`")));
         }
         sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(pool_size.max(1))
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    // SQLite: WAL with synchronous = NORMAL — a committed write
-                    // survives the process being killed; a power loss may lose
-                    // the last moments' commits (the task queue's promise too).
-                    if conn.backend_name() == "SQLite" {
-                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await
-            .map_err(store_error)?;
-        let store = Self { pool, prefix: prefix.to_owned() };
-        store.migrate().await?;
-        Ok(store)
+        // Switching a new SQLite file to WAL takes a lock SQLite's busy timeout
+        // does not wait for: instances opening a new file at once may find it
+        // locked for a moment. Such a connect is tried again (up to about 5 s).
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let connected = async {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(pool_size.max(1))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // SQLite: WAL with synchronous = NORMAL — a committed write
+                            // survives the process being killed; a power loss may lose
+                            // the last moments' commits (the task queue's promise too).
+                            if conn.backend_name() == "SQLite" {
+                                sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                                sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await
+                    .map_err(store_error)?;
+                let store = Self { pool, prefix: prefix.to_owned() };
+                store.migrate().await?;
+                Ok::<_, Error>(store)
+            }
+            .await;
+            match connected {
+                Err(Error::Store(reason)) if attempt < 50 && reason.contains("database is locked") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     fn sql(&self, template: &str) -> String {

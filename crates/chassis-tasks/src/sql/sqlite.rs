@@ -218,23 +218,42 @@ impl SqliteQueue {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(if full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
             .busy_timeout(Duration::from_secs(5));
-        // No ping before each use of a pooled connection (sqlx's default): a
-        // round trip to the connection's thread per statement, for a file.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .test_before_acquire(false)
-            .connect_with(connect)
-            .await
-            .map_err(db)?;
-        let queue = Self {
-            pool,
-            name: name.to_owned(),
-            fifo: name.ends_with(".fifo"),
-            sql: Arc::new(Statements::new(&options.table_prefix)),
-            options: Arc::new(options),
-            wakers: Wakers::default(),
+        let sql = Arc::new(Statements::new(&options.table_prefix));
+        let options = Arc::new(options);
+        // Switching a new file to WAL takes a lock SQLite's busy timeout does not
+        // wait for: processes opening a new file at once may find it locked for
+        // a moment. Such an open is tried again (up to about 5 s).
+        let mut attempt = 0;
+        let queue = loop {
+            attempt += 1;
+            let opened = async {
+                // No ping before each use of a pooled connection (sqlx's default):
+                // a round trip to the connection's thread per statement, for a file.
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .test_before_acquire(false)
+                    .connect_with(connect.clone())
+                    .await
+                    .map_err(db)?;
+                let queue = Self {
+                    pool,
+                    name: name.to_owned(),
+                    fifo: name.ends_with(".fifo"),
+                    sql: sql.clone(),
+                    options: options.clone(),
+                    wakers: Wakers::default(),
+                };
+                queue.migrate().await?;
+                Ok::<_, QueueError>(queue)
+            }
+            .await;
+            match opened {
+                Err(QueueError::Transient(reason)) if attempt < 50 && reason.contains("locked") => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other?,
+            }
         };
-        queue.migrate().await?;
         Ok(queue)
     }
 

@@ -200,7 +200,7 @@ async fn serve<Q: Queue + Clone>(
     let pricing_registry = std::sync::Arc::new(chassis::discovery::StaticRegistry::new(instances));
     let resolver = chassis::discovery::Resolver::new(pricing_registry, settings.discovery.client.clone());
     let client = chassis::discovery::client(resolver.clone(), breakers).map_err(|e| e.to_string())?;
-    service.spawn("resolver", move |shutdown| resolver.run(shutdown));
+    service.resolver(resolver);
     let pricing = "http://pricing/pricing/quote".to_owned();
     // Registration in the configured registry (none by default) follows the lifecycle.
     if let Some(registry) = chassis::discovery::from_config(&settings.discovery).map_err(|e| e.to_string())? {

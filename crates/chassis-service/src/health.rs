@@ -10,7 +10,17 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-type CheckFn = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+/// A check: `Err` fails it; `Ok(Some(note))` passes it with a note.
+type CheckFn = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Option<String>, String>> + Send>> + Send + Sync>;
+
+/// A registered check: its name, its function, and whether it only informs
+/// (a detail never fails readiness).
+#[derive(Clone)]
+struct Registered {
+    name: String,
+    check: CheckFn,
+    informs: bool,
+}
 
 /// The lifecycle: starting → ready → draining → stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,7 +52,7 @@ impl Phase {
 #[derive(Clone, Default)]
 pub struct Health {
     phase: Arc<AtomicU8>,
-    checks: Arc<std::sync::Mutex<Vec<(String, CheckFn)>>>,
+    checks: Arc<std::sync::Mutex<Vec<Registered>>>,
     timeout: Duration,
 }
 
@@ -52,7 +62,9 @@ impl std::fmt::Debug for Health {
     }
 }
 
-/// One check's result in the `/readyz` body.
+/// One check's result in the `/readyz` body:
+/// `{"ok": true}`, `{"ok": false, "error": "…"}`, or, for a
+/// [detail](Health::detail) with something to say, `{"ok": true, "warning": "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckResult {
     /// Whether it passed.
@@ -60,6 +72,10 @@ pub struct CheckResult {
     /// Why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Passed, but degraded: what an operator should know (from a
+    /// [detail](Health::detail)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The `/readyz` body.
@@ -101,24 +117,53 @@ impl Health {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        let check: CheckFn = Arc::new(move || Box::pin(check()));
-        self.checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((name.into(), check));
+        let check: CheckFn = Arc::new(move || {
+            let running = check();
+            Box::pin(async move { running.await.map(|()| None) })
+        });
+        self.register(Registered { name: name.into(), check, informs: false });
+    }
+
+    /// Registers a readiness *detail*: shown in `/readyz` under `name`, never
+    /// failing readiness. `Some(warning)` reports a degraded state an operator
+    /// should see (`{"ok": true, "warning": "…"}`) — a service that keeps
+    /// working on a last known state, say; `None` reports `{"ok": true}`. A
+    /// detail that takes longer than the check timeout is reported as a
+    /// warning too.
+    pub fn detail<F, Fut>(&self, name: impl Into<String>, detail: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        let check: CheckFn = Arc::new(move || {
+            let running = detail();
+            Box::pin(async move { Ok(running.await) })
+        });
+        self.register(Registered { name: name.into(), check, informs: true });
+    }
+
+    fn register(&self, check: Registered) {
+        self.checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(check);
     }
 
     /// Runs every check at once (each bounded by the timeout).
     pub async fn readiness(&self) -> Readiness {
         let phase = self.phase();
-        let checks: Vec<(String, CheckFn)> =
-            self.checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let checks: Vec<Registered> = self.checks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let timeout = self.timeout;
         let mut running = tokio::task::JoinSet::new();
-        for (name, check) in checks {
+        for Registered { name, check, informs } in checks {
             running.spawn(async move {
                 let result = match tokio::time::timeout(timeout, check()).await {
-                    Ok(Ok(())) => CheckResult { ok: true, error: None },
-                    Ok(Err(error)) => CheckResult { ok: false, error: Some(error) },
+                    Ok(Ok(warning)) => CheckResult { ok: true, error: None, warning },
+                    Ok(Err(error)) => CheckResult { ok: false, error: Some(error), warning: None },
                     Err(_) => {
-                        CheckResult { ok: false, error: Some(format!("no answer within {} ms", timeout.as_millis())) }
+                        let late = format!("no answer within {} ms", timeout.as_millis());
+                        if informs {
+                            CheckResult { ok: true, error: None, warning: Some(late) }
+                        } else {
+                            CheckResult { ok: false, error: Some(late), warning: None }
+                        }
                     }
                 };
                 (name, result)
@@ -133,12 +178,39 @@ impl Health {
                 Err(e) => {
                     results.insert(
                         format!("check-{}", results.len()),
-                        CheckResult { ok: false, error: Some(e.to_string()) },
+                        CheckResult { ok: false, error: Some(e.to_string()), warning: None },
                     );
                 }
             }
         }
         let ready = phase == Phase::Ready && results.values().all(|r| r.ok);
         Readiness { ready, phase, checks: results }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_detail_informs_and_never_fails_readiness() {
+        let health = Health::new(Duration::from_millis(200));
+        health.set_phase(Phase::Ready);
+        health.detail("cache", || async { Some("serving the last list".to_owned()) });
+        health.detail("quiet", || async { None });
+        health.detail("slow", std::future::pending);
+        let readiness = health.readiness().await;
+        assert!(readiness.ready);
+        let warning = |name: &str| readiness.checks[name].warning.clone();
+        assert_eq!(warning("cache").as_deref(), Some("serving the last list"));
+        assert_eq!(readiness.checks["quiet"], CheckResult { ok: true, error: None, warning: None });
+        assert_eq!(warning("slow").as_deref(), Some("no answer within 200 ms"));
+        assert!(readiness.checks.values().all(|c| c.ok && c.error.is_none()));
+
+        // A check that hangs the same way fails readiness.
+        health.check("db", std::future::pending);
+        let readiness = health.readiness().await;
+        assert!(!readiness.ready);
+        assert_eq!(readiness.checks["db"].error.as_deref(), Some("no answer within 200 ms"));
     }
 }

@@ -195,6 +195,32 @@ impl Service {
         self
     }
 
+    /// Runs `resolver`'s watches as a component (until shutdown), and adds the
+    /// readiness detail `discovery_resolver`: while the registry is unreachable
+    /// the resolver keeps each service's last known list, and `/readyz` says so
+    /// — `{"ok": true, "warning": "registry unreachable; kept the last list of:
+    /// pricing (2 instances)"}` — without failing readiness (the service still
+    /// works on that list).
+    #[cfg(feature = "discovery")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "discovery")))]
+    pub fn resolver(&mut self, resolver: chassis_discovery::Resolver) -> &mut Self {
+        let watched = resolver.clone();
+        self.health.detail("discovery_resolver", move || {
+            let stale = watched.stale();
+            async move {
+                if stale.is_empty() {
+                    return None;
+                }
+                let kept: Vec<String> = stale
+                    .iter()
+                    .map(|(service, n)| format!("{service} ({n} instance{})", if *n == 1 { "" } else { "s" }))
+                    .collect();
+                Some(format!("registry unreachable; kept the last list of: {}", kept.join(", ")))
+            }
+        });
+        self.spawn("discovery_resolver", move |shutdown| resolver.run(shutdown))
+    }
+
     /// The readiness checks and phase.
     pub fn health(&self) -> &Health {
         &self.health

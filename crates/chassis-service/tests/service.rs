@@ -578,4 +578,78 @@ mod discovery {
         watches_stop.cancel();
         watches.await.unwrap();
     }
+
+    /// A registry whose watches cannot start while `down`.
+    #[derive(Debug, Clone, Default)]
+    struct WatchOutage {
+        inner: StaticRegistry,
+        down: Arc<AtomicBool>,
+    }
+
+    #[async_trait::async_trait]
+    impl Registry for WatchOutage {
+        async fn register(&self, i: &Instance, ttl: Duration) -> chassis_discovery::Result<Lease> {
+            self.inner.register(i, ttl).await
+        }
+        async fn keep_alive(&self, lease: &Lease) -> chassis_discovery::Result<()> {
+            self.inner.keep_alive(lease).await
+        }
+        async fn deregister(&self, lease: &Lease) -> chassis_discovery::Result<()> {
+            self.inner.deregister(lease).await
+        }
+        async fn resolve(&self, service: &str) -> chassis_discovery::Result<Vec<Instance>> {
+            self.inner.resolve(service).await
+        }
+        async fn watch(&self, service: &str) -> chassis_discovery::Result<Box<dyn Watch>> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(chassis_discovery::Error::Unreachable("registry down".into()));
+            }
+            self.inner.watch(service).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_instance_list_is_a_readiness_detail_not_a_failure() {
+        let config = config(0);
+        let admin = config.admin_addr;
+        let mut service = Service::new("orders", "1.0.0", config);
+        let registry = WatchOutage::default();
+        registry.inner.register(&Instance::new("pricing", "p1", "127.0.0.1:9"), Duration::from_secs(60)).await.unwrap();
+        registry.down.store(true, Ordering::SeqCst);
+        let mut client_config = chassis_discovery::ClientConfig::default();
+        client_config.rewatch_ms = 20;
+        let resolver = Resolver::new(Arc::new(registry.clone()), client_config);
+        service.resolver(resolver.clone());
+        let shutdown = service.shutdown_token();
+        let running = tokio::spawn(service.run());
+
+        let readyz = async || {
+            let response = fresh_connections().get(format!("http://{admin}/readyz")).send().await;
+            let Ok(response) = response else { return (0, serde_json::Value::Null) };
+            let status = response.status().as_u16();
+            (status, serde_json::from_str::<serde_json::Value>(&response.text().await.unwrap()).unwrap())
+        };
+        until("ready", async || readyz().await.0 == 200).await;
+        assert_eq!(readyz().await.1["checks"]["discovery_resolver"], serde_json::json!({"ok": true}));
+
+        // Resolved once, then the watch cannot start: the list is kept, readiness passes with a warning.
+        assert_eq!(resolver.instances("pricing").await.unwrap().len(), 1);
+        until("a warning", async || readyz().await.1["checks"]["discovery_resolver"]["warning"].is_string()).await;
+        let (status, body) = readyz().await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["checks"]["discovery_resolver"],
+            serde_json::json!({"ok": true, "warning": "registry unreachable; kept the last list of: pricing (1 instance)"})
+        );
+
+        // The registry is back: the watch resumes and the warning goes.
+        registry.down.store(false, Ordering::SeqCst);
+        until("no warning", async || {
+            readyz().await.1["checks"]["discovery_resolver"] == serde_json::json!({"ok": true})
+        })
+        .await;
+
+        shutdown.cancel();
+        running.await.unwrap().unwrap();
+    }
 }

@@ -202,6 +202,25 @@ impl Resolver {
         services.get(service).map(|c| c.stale.load(Ordering::Relaxed))
     }
 
+    /// The services whose last watch broke, so their lists may be out of
+    /// date, sorted, each with the number of instances kept — what a
+    /// readiness detail shows while the registry is unreachable (chassis-service's
+    /// `Service::resolver` does). Empty when every watch is following.
+    pub fn stale(&self) -> Vec<(String, usize)> {
+        let services = self.inner.services.read().unwrap_or_else(PoisonError::into_inner);
+        let mut stale: Vec<(String, usize)> = services
+            .values()
+            .filter(|c| c.stale.load(Ordering::Relaxed))
+            .map(|c| {
+                let mut list: Vec<Instance> = c.list().iter().map(|e| e.instance.clone()).collect();
+                list.dedup();
+                (c.name.clone(), list.len())
+            })
+            .collect();
+        stale.sort();
+        stale
+    }
+
     pub(crate) async fn cached(&self, service: &str) -> Result<Arc<Cached>> {
         if let Some(cached) = self.inner.services.read().unwrap_or_else(PoisonError::into_inner).get(service) {
             return Ok(cached.clone());

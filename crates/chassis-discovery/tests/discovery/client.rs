@@ -240,6 +240,7 @@ async fn the_last_good_list_is_kept_while_the_registry_is_down_and_watches_resum
 
     flaky.down.send_replace(true);
     eventually("the watch to break", || resolver.is_stale("inventory") == Some(true)).await;
+    assert_eq!(resolver.stale(), [("inventory".to_owned(), 2)]);
     for _ in 0..10 {
         client.get("http://inventory/hit").send().await.unwrap();
     }
@@ -247,6 +248,7 @@ async fn the_last_good_list_is_kept_while_the_registry_is_down_and_watches_resum
 
     flaky.down.send_replace(false);
     eventually("the watch to resume", || resolver.is_stale("inventory") == Some(false)).await;
+    assert!(resolver.stale().is_empty());
     flaky
         .inner
         .register(&Instance::new("inventory", "third", ups[2].addr.to_string()), Duration::from_secs(60))

@@ -1,5 +1,7 @@
 //! The request span, its end-of-request line, the request id and the timeout.
 
+use std::collections::HashMap;
+use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -21,6 +23,59 @@ pub(crate) struct Observe {
     client_error_level: ClientErrorLevel,
     log_requests: bool,
     server: Server,
+    metrics: Handles,
+}
+
+/// The API's metric handles, each looked up in the recorder once: building a
+/// key with its labels and finding it costs more than the rest of the
+/// request's metrics together. Taken on first use (by then the service's
+/// recorder is installed).
+/// One duration series: method, status code, handle.
+type Series = (&'static str, u16, metrics::Histogram);
+
+#[derive(Default)]
+struct Handles {
+    /// `http_server_active_requests` by method (the index of [`METHODS`]).
+    active: [OnceLock<metrics::Gauge>; METHODS.len()],
+    /// `http_server_request_duration_seconds` by route template (`""` for
+    /// none), then method and status. Bounded: routes are templates, methods
+    /// are [`METHODS`], and a status is a `u16`.
+    durations: RwLock<HashMap<String, Vec<Series>>>,
+}
+
+impl Handles {
+    fn active(&self, method: usize) -> &metrics::Gauge {
+        self.active[method]
+            .get_or_init(|| metrics::gauge!(super::ACTIVE_REQUESTS, "http_request_method" => METHODS[method]))
+    }
+
+    /// Records `seconds` in the duration series of `method`, `route`, `status`.
+    fn record_duration(&self, method: &'static str, route: &str, status: StatusCode, seconds: f64) {
+        let code = status.as_u16();
+        let find = |series: &[Series]| series.iter().position(|(m, c, _)| *m == method && *c == code);
+        {
+            let durations = self.durations.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(series) = durations.get(route) {
+                if let Some(i) = find(series) {
+                    series[i].2.record(seconds);
+                    return;
+                }
+            }
+        }
+        let mut durations = self.durations.write().unwrap_or_else(PoisonError::into_inner);
+        let series = durations.entry(route.to_owned()).or_default();
+        let i = find(series).unwrap_or_else(|| {
+            let histogram = metrics::histogram!(
+                super::REQUEST_DURATION,
+                "http_request_method" => method,
+                "http_route" => route.to_owned(),
+                "http_response_status_code" => status.as_str().to_owned(),
+            );
+            series.push((method, code, histogram));
+            series.len() - 1
+        });
+        series[i].2.record(seconds);
+    }
 }
 
 impl Observe {
@@ -31,6 +86,7 @@ impl Observe {
             client_error_level: config.client_error_level,
             log_requests: config.log_requests,
             server,
+            metrics: Handles::default(),
         }
     }
 
@@ -65,37 +121,39 @@ fn new_id() -> String {
     uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid().to_string()
 }
 
-/// The method as OpenTelemetry names it: one of the nine standard methods,
-/// or `_OTHER` (so made-up methods cannot explode metric label values).
-pub(crate) fn method_label(method: &axum::http::Method) -> &'static str {
+/// The methods as OpenTelemetry names them: the nine standard methods, then
+/// `_OTHER` for any other (so made-up methods cannot explode label values).
+const METHODS: [&str; 10] = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER"];
+
+/// The index of `method` in [`METHODS`].
+fn method_index(method: &axum::http::Method) -> usize {
     use axum::http::Method as M;
     match *method {
-        M::GET => "GET",
-        M::HEAD => "HEAD",
-        M::POST => "POST",
-        M::PUT => "PUT",
-        M::DELETE => "DELETE",
-        M::CONNECT => "CONNECT",
-        M::OPTIONS => "OPTIONS",
-        M::TRACE => "TRACE",
-        M::PATCH => "PATCH",
-        _ => "_OTHER",
+        M::GET => 0,
+        M::HEAD => 1,
+        M::POST => 2,
+        M::PUT => 3,
+        M::DELETE => 4,
+        M::CONNECT => 5,
+        M::OPTIONS => 6,
+        M::TRACE => 7,
+        M::PATCH => 8,
+        _ => 9,
     }
 }
 
 /// One request in `http_server_active_requests`, until dropped (a request
 /// whose connection closes mid-way is dropped, not finished).
-struct Active(metrics::Gauge);
+struct Active<'a>(&'a metrics::Gauge);
 
-impl Active {
-    fn new(method: &'static str) -> Self {
-        let gauge = metrics::gauge!(super::ACTIVE_REQUESTS, "http_request_method" => method);
+impl<'a> Active<'a> {
+    fn new(gauge: &'a metrics::Gauge) -> Self {
         gauge.increment(1.0);
         Self(gauge)
     }
 }
 
-impl Drop for Active {
+impl Drop for Active<'_> {
     fn drop(&mut self) {
         self.0.decrement(1.0);
     }
@@ -115,15 +173,17 @@ pub(crate) async fn observe(
         }
     }
     request.extensions_mut().insert(RequestId(id.clone()));
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let method = method_label(request.method());
+    let matched = request.extensions().get::<MatchedPath>().cloned(); // an `Arc<str>` inside
+    let route = matched.as_ref().map(MatchedPath::as_str);
+    let method_index = method_index(request.method());
+    let method = METHODS[method_index];
     let caller = {
         let incoming = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         incoming(chassis_trace::TRACEPARENT).and_then(|traceparent| {
             chassis_trace::TraceContext::parse(traceparent, incoming(chassis_trace::TRACESTATE))
         })
     };
-    let probe = observe.is_probe(route.as_deref());
+    let probe = observe.is_probe(route);
     let span = if probe {
         tracing::Span::none()
     } else {
@@ -131,7 +191,7 @@ pub(crate) async fn observe(
         target: "chassis::http",
         "request",
         "http.request.method" = method,
-        "http.route" = route.as_deref(),
+        "http.route" = route,
         "url.path" = request.uri().path(),
         request_id = id,
         "http.response.status_code" = tracing::field::Empty,
@@ -143,7 +203,7 @@ pub(crate) async fn observe(
         // The caller's trace continues here, in a span of its own; or one starts.
         chassis_trace::start(&span, caller.as_ref());
     }
-    let _active = (observe.server == Server::Api).then(|| Active::new(method));
+    let _active = (observe.server == Server::Api).then(|| Active::new(observe.metrics.active(method_index)));
     let run = next.run(request);
     let mut response = match observe.timeout {
         Some(limit) => match tokio::time::timeout(limit, run).instrument(span.clone()).await {
@@ -161,12 +221,8 @@ pub(crate) async fn observe(
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
     if observe.server == Server::Api {
-        let labels = [
-            ("http_request_method", method.to_owned()),
-            ("http_route", route.clone().unwrap_or_default()),
-            ("http_response_status_code", response.status().as_str().to_owned()),
-        ];
-        metrics::histogram!(super::REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+        let seconds = started.elapsed().as_secs_f64();
+        observe.metrics.record_duration(method, route.unwrap_or_default(), response.status(), seconds);
     }
     if observe.log_requests && !probe {
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;

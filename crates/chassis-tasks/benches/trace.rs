@@ -1,0 +1,124 @@
+//! What trace-context propagation costs the worker: no-op tasks on the memory
+//! backend with chassis-log's JSON layer installed (writing to `io::sink`), so
+//! the task span is live and its trace fields are rendered. `untraced`: the
+//! messages carry no `traceparent` (each task span starts a trace of its own);
+//! `traced`: each carries the producer's `traceparent`, parsed by the worker
+//! and continued as the task span's parent — the whole propagation path.
+//!
+//! `task_span/*` isolates the per-task cost: creating the task span alone, and
+//! with its trace context started (a new root, or continuing a parsed
+//! `traceparent`), next to the time one task takes in the worker.
+#![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout, clippy::cast_precision_loss)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chassis_tasks::{Config, MemoryQueue, Producer, Registry, Worker};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use tracing_subscriber::prelude::*;
+
+const BATCH: u64 = 50_000;
+
+/// Sends `BATCH` no-op tasks (inside a traced span when `traced`), then runs a
+/// worker until all are done; the time from its start to the last completion.
+async fn run(traced: bool) -> Duration {
+    let memory = MemoryQueue::new("bench");
+    let producer = Producer::new(memory.clone());
+    let send = async {
+        let mut sent = 0;
+        while sent < BATCH {
+            let tasks = (0..1000).map(|i| producer.task("noop", &json!({ "i": sent + i }))).collect();
+            producer.send_all(tasks).await.unwrap();
+            sent += 1000;
+        }
+    };
+    if traced {
+        let span = tracing::info_span!("request", traceparent = tracing::field::Empty);
+        chassis_trace::start(&span, None);
+        send.instrument(span).await;
+    } else {
+        send.await;
+    }
+    let done = Arc::new(AtomicU64::new(0));
+    let all_done = Arc::new(Notify::new());
+    let mut registry = Registry::new();
+    let (d, a) = (done.clone(), all_done.clone());
+    registry
+        .task("noop", move |_: serde_json::Value, _| {
+            if d.fetch_add(1, Ordering::Relaxed) + 1 == BATCH {
+                a.notify_one();
+            }
+            std::future::ready(())
+        })
+        .unwrap();
+    let mut config = Config::new("bench");
+    config.wait_time_secs = 1;
+    let worker = Worker::new(memory, registry, config).unwrap();
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let handle = tokio::spawn(worker.run(stop.clone()));
+    all_done.notified().await;
+    let elapsed = started.elapsed();
+    stop.cancel();
+    handle.await.unwrap();
+    elapsed
+}
+
+fn task_span() -> tracing::Span {
+    tracing::error_span!(
+        target: "chassis::task",
+        "task",
+        task = "noop",
+        exec_id = "0b4f7d1e-8c1a-4f7e-9a53-2c1d6f0e9b1a",
+        attempt = 1u32,
+        job_id = tracing::field::Empty,
+        traceparent = tracing::field::Empty,
+        trace_parent_span_id = tracing::field::Empty,
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let log = chassis_log::Config::new("bench", "1.0.0").format(chassis_log::Format::Json);
+    tracing_subscriber::registry().with(chassis_log::JsonLayer::new(&log, std::io::sink).unwrap()).init();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+
+    let mut group = c.benchmark_group("worker_trace");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(10);
+    for (name, traced) in [("untraced", false), ("traced", true)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| rt.block_on(run(traced)).mul_f64(iters as f64 / BATCH as f64));
+        });
+    }
+    group.finish();
+
+    let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut group = c.benchmark_group("task_span");
+    group.bench_function("span only", |b| b.iter(|| black_box(task_span())));
+    group.bench_function("span + new trace", |b| {
+        b.iter(|| {
+            let span = task_span();
+            chassis_trace::start(&span, None);
+            black_box(span)
+        });
+    });
+    group.bench_function("span + parsed traceparent continued", |b| {
+        b.iter(|| {
+            let span = task_span();
+            let parent = chassis_trace::TraceContext::parse(black_box(sent), None).unwrap();
+            span.record("trace_parent_span_id", parent.span_id());
+            chassis_trace::start(&span, Some(&parent));
+            black_box(span)
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -130,21 +130,40 @@ impl<W> JsonLayer<W> {
     }
 
     /// Builds what a span carries: its fields over its parent's, pre-rendered.
-    fn span_context(&self, parent: Option<&SpanContext>, own: Vec<Field>, own_trace: Trace) -> SpanContext {
-        let mut fields = own.clone();
+    ///
+    /// `reuse`: the span's previous context (on `record`), whose buffers are
+    /// filled again instead of allocated anew.
+    fn span_context(
+        &self,
+        parent: Option<&SpanContext>,
+        own: Vec<Field>,
+        own_trace: Trace,
+        reuse: Option<SpanContext>,
+    ) -> SpanContext {
+        let own_len = own.len();
+        let mut fields = own;
         let mut trace = own_trace.clone();
         if let Some(parent) = parent {
-            fields.extend(parent.fields.iter().filter(|f| !own.iter().any(|o| o.name == f.name)).cloned());
+            fields.reserve(parent.fields.len());
+            for inherited in &parent.fields {
+                if !fields[..own_len].iter().any(|o| o.name == inherited.name) {
+                    fields.push(inherited.clone());
+                }
+            }
             trace.inherit(&parent.trace);
         }
+        let (mut fragment, mut gcp_labels, mut gcp_trace) = match reuse {
+            Some(old) => (old.fragment, old.gcp_labels, old.gcp_trace),
+            None => (String::new(), String::new(), String::new()),
+        };
+        fragment.clear();
+        gcp_labels.clear();
+        gcp_trace.clear();
         let reserved = Reserved(&self.reserved);
-        let mut fragment = String::new();
         for field in &fields {
             write_key(&mut fragment, field.name, &reserved, None);
             fragment.push_str(&field.value);
         }
-        let mut gcp_labels = String::new();
-        let mut gcp_trace = String::new();
         if self.gcp {
             for name in ["job_id", "job_name"] {
                 if let Some(field) = fields.iter().find(|f| f.name == name) {
@@ -177,19 +196,23 @@ impl<W> JsonLayer<W> {
                 }
             }
         }
-        SpanContext { own, own_trace, fields, trace, fragment, gcp_labels, gcp_trace }
+        SpanContext { own: own_len, own_trace, fields, trace, fragment, gcp_labels, gcp_trace }
     }
 
     /// Renders a span's fields over its parent's and keeps them on the span.
-    fn store<S>(&self, span: &tracing_subscriber::registry::SpanRef<'_, S>, visitor: SpanVisitor)
-    where
+    fn store<S>(
+        &self,
+        span: &tracing_subscriber::registry::SpanRef<'_, S>,
+        visitor: SpanVisitor,
+        reuse: Option<SpanContext>,
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let context = {
             let parent = span.parent();
             let parent_ext = parent.as_ref().map(|p| p.extensions());
             let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
-            self.span_context(parent_ctx, visitor.fields, visitor.trace)
+            self.span_context(parent_ctx, visitor.fields, visitor.trace, reuse)
         };
         span.extensions_mut().replace(context);
     }
@@ -395,8 +418,9 @@ impl Reserved<'_> {
 /// What a span carries, rendered once.
 #[derive(Debug)]
 struct SpanContext {
-    /// The span's own fields and trace, kept to re-render on `record`.
-    own: Vec<Field>,
+    /// How many of `fields` are the span's own (the first ones), kept with
+    /// its own trace to render again on `record`.
+    own: usize,
     own_trace: Trace,
     /// Own fields, then inherited ones not shadowed.
     fields: Vec<Field>,
@@ -463,19 +487,17 @@ where
         let Some(span) = ctx.span(id) else { return };
         let mut visitor = SpanVisitor::default();
         attrs.record(&mut visitor);
-        self.store(&span, visitor);
+        self.store(&span, visitor, None);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let (own, own_trace) = {
-            let mut ext = span.extensions_mut();
-            let Some(existing) = ext.get_mut::<SpanContext>() else { return };
-            (std::mem::take(&mut existing.own), std::mem::take(&mut existing.own_trace))
-        };
-        let mut visitor = SpanVisitor { fields: own, trace: own_trace };
+        let Some(mut old) = span.extensions_mut().remove::<SpanContext>() else { return };
+        let mut own = std::mem::take(&mut old.fields);
+        own.truncate(old.own);
+        let mut visitor = SpanVisitor { fields: own, trace: std::mem::take(&mut old.own_trace) };
         values.record(&mut visitor);
-        self.store(&span, visitor);
+        self.store(&span, visitor, Some(old));
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

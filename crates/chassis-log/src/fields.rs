@@ -19,8 +19,9 @@ pub(crate) struct Field {
 /// A W3C trace context in scope.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Trace {
-    pub(crate) trace_id: Option<String>,
-    pub(crate) span_id: Option<String>,
+    /// Shared, not copied, by the spans that inherit it.
+    pub(crate) trace_id: Option<std::sync::Arc<str>>,
+    pub(crate) span_id: Option<std::sync::Arc<str>>,
     pub(crate) sampled: Option<bool>,
 }
 
@@ -39,14 +40,10 @@ impl Trace {
             return None;
         }
         let flags = u8::from_str_radix(flags, 16).ok()?;
-        Some(Self {
-            trace_id: Some(trace.to_ascii_lowercase()),
-            span_id: Some(span.to_ascii_lowercase()),
-            sampled: Some(flags & 1 == 1),
-        })
+        Some(Self { trace_id: Some(lowercase(trace)), span_id: Some(lowercase(span)), sampled: Some(flags & 1 == 1) })
     }
 
-    /// Fills what `self` lacks from `outer`.
+    /// Fills what `self` lacks from `outer` (sharing its ids, not copying them).
     pub(crate) fn inherit(&mut self, outer: &Self) {
         if self.trace_id.is_none() {
             self.trace_id.clone_from(&outer.trace_id);
@@ -58,6 +55,11 @@ impl Trace {
             self.sampled = outer.sampled;
         }
     }
+}
+
+/// `hex` in lowercase, copied once.
+fn lowercase(hex: &str) -> std::sync::Arc<str> {
+    if hex.bytes().any(|b| b.is_ascii_uppercase()) { hex.to_ascii_lowercase().into() } else { hex.into() }
 }
 
 /// Collects a span's own fields (a later record of a name replaces it).
@@ -85,8 +87,8 @@ impl Visit for SpanVisitor {
                     self.trace = trace;
                 }
             }
-            "trace_id" => self.trace.trace_id = Some(value.to_owned()),
-            "span_id" => self.trace.span_id = Some(value.to_owned()),
+            "trace_id" => self.trace.trace_id = Some(value.into()),
+            "span_id" => self.trace.span_id = Some(value.into()),
             _ => {}
         }
         let mut encoded = String::with_capacity(value.len() + 2);
@@ -118,26 +120,28 @@ impl Visit for SpanVisitor {
     }
 
     fn record_f64(&mut self, field: &TracingField, value: f64) {
-        let mut encoded = String::new();
+        let mut encoded = String::with_capacity(24);
         encode::float(&mut encoded, value);
         self.put(field, encoded);
     }
 
     fn record_error(&mut self, field: &TracingField, value: &(dyn StdError + 'static)) {
-        let mut encoded = String::new();
+        let mut encoded = String::with_capacity(64);
         encode::display(&mut encoded, value);
         self.put(field, encoded);
     }
 
     fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
-        let mut encoded = String::new();
-        encode::debug(&mut encoded, value);
         if matches!(field.name(), "traceparent" | "trace_id" | "span_id") {
-            // Recorded with `%` or `?`: strip the quotes of the encoded string.
-            let text = encoded.trim_matches('"').to_owned();
-            self.record_str(field, &text);
+            // Recorded with `%` or `?`: the text itself, without JSON's quotes.
+            use fmt::Write as _;
+            let mut text = String::with_capacity(64);
+            let _ = write!(text, "{value:?}");
+            self.record_str(field, text.trim_matches('"'));
             return;
         }
+        let mut encoded = String::with_capacity(32);
+        encode::debug(&mut encoded, value);
         self.put(field, encoded);
     }
 }

@@ -160,6 +160,8 @@ impl<W> JsonLayer<W> {
         gcp_labels.clear();
         gcp_trace.clear();
         let reserved = Reserved(&self.reserved);
+        // `,"name":value` each, and room for a `field.` prefix or an escape.
+        fragment.reserve(fields.iter().map(|f| f.name.len() + f.value.len() + 12).sum());
         for field in &fields {
             write_key(&mut fragment, field.name, &reserved, None);
             fragment.push_str(&field.value);
@@ -200,19 +202,15 @@ impl<W> JsonLayer<W> {
     }
 
     /// Renders a span's fields over its parent's and keeps them on the span.
-    fn store<S>(
-        &self,
-        span: &tracing_subscriber::registry::SpanRef<'_, S>,
-        visitor: SpanVisitor,
-        reuse: Option<SpanContext>,
-    ) where
+    fn store<S>(&self, span: &tracing_subscriber::registry::SpanRef<'_, S>, visitor: SpanVisitor)
+    where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let context = {
             let parent = span.parent();
             let parent_ext = parent.as_ref().map(|p| p.extensions());
             let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
-            self.span_context(parent_ctx, visitor.fields, visitor.trace, reuse)
+            self.span_context(parent_ctx, visitor.fields, visitor.trace, None)
         };
         span.extensions_mut().replace(context);
     }
@@ -416,7 +414,7 @@ impl Reserved<'_> {
 }
 
 /// What a span carries, rendered once.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct SpanContext {
     /// How many of `fields` are the span's own (the first ones), kept with
     /// its own trace to render again on `record`.
@@ -485,19 +483,25 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut visitor = SpanVisitor::default();
+        let mut visitor = SpanVisitor { fields: Vec::with_capacity(attrs.fields().len()), ..SpanVisitor::default() };
         attrs.record(&mut visitor);
-        self.store(&span, visitor, None);
+        self.store(&span, visitor);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let Some(mut old) = span.extensions_mut().remove::<SpanContext>() else { return };
+        // Rendered again in place: the span's buffers are refilled, not reallocated.
+        let parent = span.parent();
+        let parent_ext = parent.as_ref().map(|p| p.extensions());
+        let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
+        let mut ext = span.extensions_mut();
+        let Some(context) = ext.get_mut::<SpanContext>() else { return };
+        let mut old = std::mem::take(context);
         let mut own = std::mem::take(&mut old.fields);
         own.truncate(old.own);
         let mut visitor = SpanVisitor { fields: own, trace: std::mem::take(&mut old.own_trace) };
         values.record(&mut visitor);
-        self.store(&span, visitor, Some(old));
+        *context = self.span_context(parent_ctx, visitor.fields, visitor.trace, Some(old));
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

@@ -71,12 +71,16 @@ pub fn layer(router: Router, config: &Config) -> Router {
 /// Wraps every route of `router` (and its fallback) in the stack.
 pub(crate) fn stack(router: Router, config: &Config, server: Server) -> Router {
     let observe = Arc::new(observe::Observe::new(config, server));
-    router
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(config.body_limit_bytes))
+    // One `layer` call: axum boxes the route's service again at each call, and
+    // every box costs a clone and a boxed future per request. The first is
+    // the outermost.
+    router.layer((
+        axum::middleware::from_fn_with_state(observe, observe::observe),
+        tower_http::catch_panic::CatchPanicLayer::custom(panic_response),
         // axum's own 2 MiB extractor limit would cap a larger configured limit.
-        .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn_with_state(observe, observe::observe))
+        axum::extract::DefaultBodyLimit::disable(),
+        tower_http::limit::RequestBodyLimitLayer::new(config.body_limit_bytes),
+    ))
 }
 
 /// A JSON error body: `{"status": 500, "error": "internal server error"}`.

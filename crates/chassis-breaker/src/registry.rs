@@ -198,6 +198,14 @@ impl Registry {
         self.inner.map.read().unwrap_or_else(PoisonError::into_inner).contains_key(key)
     }
 
+    /// The breaker kept for `key`, if any, without creating it or marking it
+    /// used (eviction still sees it idle): for a look at its state, as a
+    /// load balancer skipping open breakers does. One read lock and one hash
+    /// lookup.
+    pub fn peek(&self, key: &str) -> Option<Breaker> {
+        self.inner.map.read().unwrap_or_else(PoisonError::into_inner).get(key).map(|entry| entry.breaker.clone())
+    }
+
     /// Whether no breaker is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -12,7 +12,8 @@
 //! one client (time per request per task).
 //!
 //! `loopback/*`: a real GET to an axum server on loopback with plain reqwest
-//! and with `chassis_discovery::client`, for scale.
+//! (no middleware) and with `chassis_discovery::client` (discovery, then the
+//! breaker), for scale.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -118,16 +119,11 @@ fn loopback(c: &mut Criterion) {
     let breakers = chassis_breaker::Registry::new(chassis_breaker::Config::default()).unwrap();
     let discovery = chassis_discovery::client(resolver, breakers).unwrap();
     let mut group = c.benchmark_group("loopback");
+    // Plain reqwest, through reqwest-middleware with no middleware (nothing
+    // added), so that both run in the same harness.
+    let plain = ClientBuilder::new(plain).build();
     group.bench_function("plain_reqwest", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(plain.get(direct).send().await.unwrap().status());
-                }
-                start.elapsed()
-            })
-        });
+        b.iter_custom(|iters| run(&rt, &plain, direct, 1, iters));
     });
     group.bench_function("discovery_client", |b| {
         b.iter_custom(|iters| run(&rt, &discovery, "http://pricing/items/7", 1, iters));

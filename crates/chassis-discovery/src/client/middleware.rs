@@ -95,26 +95,16 @@ impl DiscoveryMiddleware {
         bare.then_some(Logical { service: host, scheme: None })
     }
 
-    /// Whether the breaker of `endpoint` rejects calls now.
+    /// Whether the breaker of `endpoint` rejects calls now (a look, without
+    /// creating a breaker or marking it used).
     fn is_open(&self, endpoint: &Endpoint, scheme: &str) -> bool {
         let Some(breakers) = &self.breakers else { return false };
-        let other;
-        let key = if scheme == "http" {
-            endpoint.http_key.as_str()
-        } else {
-            other = format!("{scheme}://{}", endpoint.instance.addr);
-            other.as_str()
-        };
-        if !breakers.contains(key) {
-            return false;
-        }
-        breakers.get(key).is_ok_and(|breaker| {
-            let snapshot = breaker.snapshot();
-            match snapshot.state {
-                chassis_breaker::State::ForcedOpen => true,
-                chassis_breaker::State::Open => snapshot.retry_after.is_some_and(|d| !d.is_zero()),
-                _ => false,
-            }
+        let key = if scheme == "https" { &endpoint.https_key } else { &endpoint.http_key };
+        let breaker = breakers.peek(key);
+        breaker.is_some_and(|breaker| match breaker.state() {
+            chassis_breaker::State::ForcedOpen => true,
+            chassis_breaker::State::Open => breaker.snapshot().retry_after.is_some_and(|d| !d.is_zero()),
+            _ => false,
         })
     }
 
@@ -165,7 +155,10 @@ impl DiscoveryMiddleware {
         scheme: Option<&'static str>,
         endpoint: &Endpoint,
     ) -> reqwest_middleware::Result<Response> {
-        rewrite(&mut req, scheme, &endpoint.instance.addr)?;
+        match (scheme, endpoint.socket) {
+            (None, Some(socket)) if point_at(&mut req, socket) => {}
+            _ => rewrite(&mut req, scheme, &endpoint.instance.addr)?,
+        }
         let span = tracing::info_span!(
             "discovery",
             peer.service = service,
@@ -185,6 +178,13 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Points `req` at `socket`, keeping its scheme; `false` if the URL cannot
+/// take it (then [`rewrite`] says why).
+fn point_at(req: &mut Request, socket: std::net::SocketAddr) -> bool {
+    let url = req.url_mut();
+    url.set_ip_host(socket.ip()).is_ok() && url.set_port(Some(socket.port())).is_ok()
 }
 
 /// Points `req` at `addr` (`host:port`), with `scheme` if given.
@@ -241,21 +241,23 @@ impl Middleware for DiscoveryMiddleware {
         let Some(logical) = self.logical(req.url()) else {
             return next.run(req, extensions).await;
         };
-        let service = logical.service.to_owned();
         let scheme = logical.scheme;
-        let effective = scheme.unwrap_or(req.url().scheme()).to_owned();
-        let cached = self.resolver.cached(&service).await.map_err(reqwest_middleware::Error::middleware)?;
-        let Some(first) = self.pick(&cached, None, &effective) else {
-            metrics::resolve_error(&service);
-            return Err(reqwest_middleware::Error::middleware(Error::NoInstances { service }));
+        let cached = self.resolver.cached(logical.service).await.map_err(reqwest_middleware::Error::middleware)?;
+        let service = cached.name.as_str();
+        let effective = scheme.unwrap_or(if req.url().scheme() == "https" { "https" } else { "http" });
+        let Some(first) = self.pick(&cached, None, effective) else {
+            metrics::resolve_error(service);
+            return Err(reqwest_middleware::Error::middleware(Error::NoInstances { service: service.to_owned() }));
         };
-        let again = if idempotent(&req, extensions) { req.try_clone() } else { None };
-        let result = self.send(req, extensions, next.clone(), &service, scheme, &first).await;
+        // A copy to send again only where another instance could take it.
+        let retry = idempotent(&req, extensions) && cached.list_len() > 1;
+        let again = if retry { req.try_clone() } else { None };
+        let result = self.send(req, extensions, next.clone(), service, scheme, &first).await;
         match (result, again) {
             (Err(error), Some(again)) if retryable(&error) => {
-                let Some(second) = self.pick(&cached, Some(&first), &effective) else { return Err(error) };
+                let Some(second) = self.pick(&cached, Some(&first), effective) else { return Err(error) };
                 tracing::debug!(peer.service = %service, instance = %first.instance.id, %error, retry = %second.instance.id, "failed before an answer; retrying on another instance");
-                self.send(again, extensions, next, &service, scheme, &second).await
+                self.send(again, extensions, next, service, scheme, &second).await
             }
             (result, _) => result,
         }

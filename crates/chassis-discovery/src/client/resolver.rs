@@ -26,14 +26,21 @@ pub(crate) struct Endpoint {
     pub(crate) instance: Instance,
     /// Requests sent and not yet answered (head received or error).
     pub(crate) in_flight: AtomicUsize,
-    /// The breaker key of this instance over plain HTTP (`http://host:port`).
+    /// The breaker keys of this instance (`http://host:port`, `https://host:port`).
     pub(crate) http_key: String,
+    pub(crate) https_key: String,
+    /// The address parsed once: an IP address and port (most registries
+    /// hold those), so a request's URL is pointed at it without parsing a
+    /// host again; `None` for a DNS name or a malformed address.
+    pub(crate) socket: Option<std::net::SocketAddr>,
 }
 
 impl Endpoint {
     fn new(instance: Instance) -> Self {
         let http_key = format!("http://{}", instance.addr);
-        Self { instance, in_flight: AtomicUsize::new(0), http_key }
+        let https_key = format!("https://{}", instance.addr);
+        let socket = instance.addr.parse().ok();
+        Self { instance, in_flight: AtomicUsize::new(0), http_key, https_key, socket }
     }
 }
 
@@ -46,6 +53,8 @@ pub(crate) struct Cached {
     list: RwLock<List>,
     /// Round-robin position.
     pub(crate) next: AtomicUsize,
+    /// The list's length (weighted copies counted).
+    len: AtomicUsize,
     /// The last watch broke and the list may be out of date.
     stale: AtomicBool,
 }
@@ -53,6 +62,11 @@ pub(crate) struct Cached {
 impl Cached {
     pub(crate) fn list(&self) -> List {
         self.list.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The list's length, without taking the list.
+    pub(crate) fn list_len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
     }
 
     /// Replaces the list, keeping the in-flight counts of instances that stay.
@@ -72,6 +86,7 @@ impl Cached {
             new.extend(std::iter::repeat_n(endpoint, times));
         }
         metrics::instances(&self.name, n);
+        self.len.store(new.len(), Ordering::Relaxed);
         *list = new.into();
         self.stale.store(false, Ordering::Relaxed);
     }
@@ -235,6 +250,7 @@ impl Resolver {
             name: service.to_owned(),
             list: RwLock::new(Arc::new([])),
             next: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
             stale: AtomicBool::new(false),
         });
         cached.update(instances);

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -44,13 +46,16 @@ impl Endpoint {
     }
 }
 
-pub(crate) type List = Arc<[Arc<Endpoint>]>;
+/// A service's instances as the balancers see them (weighted copies adjacent).
+pub(crate) type List = Vec<Arc<Endpoint>>;
 
 /// A service's cached list.
 #[derive(Debug)]
 pub(crate) struct Cached {
     pub(crate) name: String,
-    list: RwLock<List>,
+    /// Swapped whole by a watch; read without a lock (`arc-swap`), so
+    /// requests on several threads do not contend on it.
+    list: ArcSwap<List>,
     /// Round-robin position.
     pub(crate) next: AtomicUsize,
     /// The list's length (weighted copies counted).
@@ -60,8 +65,9 @@ pub(crate) struct Cached {
 }
 
 impl Cached {
-    pub(crate) fn list(&self) -> List {
-        self.list.read().unwrap_or_else(PoisonError::into_inner).clone()
+    /// The current list, borrowed for a moment (not across an `.await`).
+    pub(crate) fn list(&self) -> arc_swap::Guard<Arc<List>> {
+        self.list.load()
     }
 
     /// The list's length, without taking the list.
@@ -75,7 +81,8 @@ impl Cached {
     fn update(&self, instances: Vec<Instance>) {
         let n = instances.len();
         let copies = copies(&instances);
-        let mut list = self.list.write().unwrap_or_else(PoisonError::into_inner);
+        // Watches are the only writers, one per service: no lost update.
+        let list = self.list.load();
         let mut new = Vec::with_capacity(n);
         for (instance, times) in instances.into_iter().zip(copies) {
             let endpoint = list
@@ -87,7 +94,7 @@ impl Cached {
         }
         metrics::instances(&self.name, n);
         self.len.store(new.len(), Ordering::Relaxed);
-        *list = new.into();
+        self.list.store(Arc::new(new));
         self.stale.store(false, Ordering::Relaxed);
     }
 }
@@ -139,7 +146,10 @@ pub struct Resolver {
 struct Inner {
     registry: Arc<dyn Registry>,
     config: ClientConfig,
-    services: RwLock<HashMap<String, Arc<Cached>>>,
+    /// Read without a lock on every request (`arc-swap`); a service seen for
+    /// the first time is added to a copy, under `adding`.
+    services: ArcSwap<HashMap<String, Arc<Cached>>>,
+    adding: Mutex<()>,
     /// Services to start watching, for `run`.
     watch_tx: mpsc::UnboundedSender<Arc<Cached>>,
     watch_rx: Mutex<Option<mpsc::UnboundedReceiver<Arc<Cached>>>>,
@@ -163,7 +173,8 @@ impl Resolver {
             inner: Arc::new(Inner {
                 registry,
                 config,
-                services: RwLock::new(HashMap::new()),
+                services: ArcSwap::from_pointee(HashMap::new()),
+                adding: Mutex::new(()),
                 watch_tx,
                 watch_rx: Mutex::new(Some(watch_rx)),
             }),
@@ -213,8 +224,7 @@ impl Resolver {
     /// Whether the last watch of `service` broke, so its list may be out of
     /// date (`None`: not resolved yet). For a readiness detail.
     pub fn is_stale(&self, service: &str) -> Option<bool> {
-        let services = self.inner.services.read().unwrap_or_else(PoisonError::into_inner);
-        services.get(service).map(|c| c.stale.load(Ordering::Relaxed))
+        self.inner.services.load().get(service).map(|c| c.stale.load(Ordering::Relaxed))
     }
 
     /// The services whose last watch broke, so their lists may be out of
@@ -222,7 +232,7 @@ impl Resolver {
     /// readiness detail shows while the registry is unreachable (chassis-service's
     /// `Service::resolver` does). Empty when every watch is following.
     pub fn stale(&self) -> Vec<(String, usize)> {
-        let services = self.inner.services.read().unwrap_or_else(PoisonError::into_inner);
+        let services = self.inner.services.load();
         let mut stale: Vec<(String, usize)> = services
             .values()
             .filter(|c| c.stale.load(Ordering::Relaxed))
@@ -237,24 +247,27 @@ impl Resolver {
     }
 
     pub(crate) async fn cached(&self, service: &str) -> Result<Arc<Cached>> {
-        if let Some(cached) = self.inner.services.read().unwrap_or_else(PoisonError::into_inner).get(service) {
+        if let Some(cached) = self.inner.services.load().get(service) {
             return Ok(cached.clone());
         }
         let instances = self.inner.registry.resolve(service).await.inspect_err(|_| metrics::resolve_error(service))?;
-        let mut services = self.inner.services.write().unwrap_or_else(PoisonError::into_inner);
+        let _adding = self.inner.adding.lock().unwrap_or_else(PoisonError::into_inner);
+        let services = self.inner.services.load_full();
         if let Some(cached) = services.get(service) {
             // Another request resolved it meanwhile.
             return Ok(cached.clone());
         }
         let cached = Arc::new(Cached {
             name: service.to_owned(),
-            list: RwLock::new(Arc::new([])),
+            list: ArcSwap::from_pointee(Vec::new()),
             next: AtomicUsize::new(0),
             len: AtomicUsize::new(0),
             stale: AtomicBool::new(false),
         });
         cached.update(instances);
-        services.insert(service.to_owned(), cached.clone());
+        let mut more = HashMap::clone(&services);
+        more.insert(service.to_owned(), cached.clone());
+        self.inner.services.store(Arc::new(more));
         // `run` may not be running (yet): the list is then resolved once and kept.
         let _ = self.inner.watch_tx.send(cached.clone());
         Ok(cached)

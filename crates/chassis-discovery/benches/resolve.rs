@@ -88,6 +88,23 @@ fn in_process(c: &mut Criterion) {
     let fixed = stack(None);
     let round_robin = stack(Some(Balance::RoundRobin));
     let power_of_two = stack(Some(Balance::PowerOfTwo));
+    // `RESOLVE_COUNT=<variant>:<n>`: only send n requests of one variant on one
+    // thread and exit, for `perf stat -e task-clock`: the CPU time per request,
+    // which a shared machine's load moves less than wall time (BENCHMARKS.md).
+    if let Ok(spec) = std::env::var("RESOLVE_COUNT") {
+        let (variant, n) = spec.split_once(':').expect("RESOLVE_COUNT=<variant>:<n>");
+        let n: u64 = n.parse().expect("a count");
+        let (client, url) = match variant {
+            "fixed_address" => (&fixed, "http://127.0.0.1:8081/items/7"),
+            "round_robin" => (&round_robin, "http://pricing/items/7"),
+            "power_of_two" => (&power_of_two, "http://pricing/items/7"),
+            other => panic!("unknown variant {other}"),
+        };
+        // One thread: no idle worker spinning into the count.
+        let one = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        run(&one, client, url, 1, n);
+        std::process::exit(0);
+    }
     for tasks in [1, 2] {
         let mut group = c.benchmark_group(format!("in_process/{tasks}_task"));
         group.bench_function("fixed_address", |b| {

@@ -1,221 +1,22 @@
-//! A serde deserializer over the configuration tree.
-//!
-//! It exists because figment's deserializer (like config-rs's) stops at the first
-//! problem and cannot say which environment variable a value came from. Ours:
-//! - tracks the key path and the source of every value, so each error names both;
-//! - parses text from the environment according to the type it is read into
-//!   (`"1.10"` stays a string for a `String`, becomes a number for an `f64`, and
-//!   `"a,b"` becomes a list for a `Vec`);
-//! - matches environment keys to struct fields case-insensitively, so serde renames
-//!   are honoured, and records keys that match no field (the typo guard);
-//! - reads `<NAME>_FILE` secret files for the field `<name>`;
-//! - offers stand-in values ([`Node::Placeholder`]) so a load can go on past a
-//!   problem and report all of them.
-
-use std::cell::RefCell;
-use std::collections::BTreeSet;
-use std::fmt;
+//! [`ValueDe`]: the deserializer of one node — a value read for the type
+//! that asks for it (one concept: serde's `Deserializer` for the tree).
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
+use super::access::{EnumDe, MapDe, SeqDe};
+use super::error::{DeError, Kind, OneOf, Result};
+use super::{Ctx, SECRET_NEWTYPE, STRING_STAND_INS};
 use crate::node::{DisplayPath, Node, Seg};
-use crate::source::{Source, SourceId, Sources};
-
-/// Stand-ins for a bad string value, tried in turn until the target type takes
-/// one: plain text, then the shapes common `FromStr` types parse (socket
-/// address, URL, UUID, timestamp, duration).
-pub(crate) const STRING_STAND_INS: [&str; 8] = [
-    "",
-    "x",
-    "0",
-    "0.0.0.0:0",
-    "http://localhost/",
-    "00000000-0000-0000-0000-000000000000",
-    "1970-01-01T00:00:00Z",
-    "1s",
-];
-
-/// The newtype name [`Secret`](crate::Secret) deserializes through; the
-/// deserializer marks the path as secret when it sees it.
-pub(crate) const SECRET_NEWTYPE: &str = "chassis_config::Secret";
-
-/// Shared state of one deserialization pass.
-#[derive(Debug)]
-pub(crate) struct Ctx<'s> {
-    pub(crate) sources: &'s Sources,
-    pub(crate) record: RefCell<Record>,
-}
-
-impl<'s> Ctx<'s> {
-    pub(crate) fn new(sources: &'s Sources) -> Self {
-        Self { sources, record: RefCell::new(Record::default()) }
-    }
-}
-
-/// What a pass learned about the keys it saw.
-#[derive(Debug, Default)]
-pub(crate) struct Record {
-    /// Keys present in a source that no field of the target reads.
-    pub(crate) unknown: Vec<Unknown>,
-    /// Paths (dotted) read into a [`Secret`](crate::Secret) or from a secret file.
-    pub(crate) secrets: BTreeSet<String>,
-}
-
-/// A key that maps to no field.
-#[derive(Debug, Clone)]
-pub(crate) struct Unknown {
-    pub(crate) path: Vec<Seg>,
-    pub(crate) source: Option<SourceId>,
-    pub(crate) suggestion: Option<String>,
-}
-
-/// A deserialization problem, with where it happened.
-#[derive(Debug, Clone)]
-pub(crate) struct DeError {
-    /// Path of the value the problem is about (for `Missing`, of the struct).
-    pub(crate) path: Option<Vec<Seg>>,
-    pub(crate) source: Option<SourceId>,
-    pub(crate) kind: Kind,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum Kind {
-    Missing(String),
-    InvalidType {
-        found: String,
-        expected: String,
-    },
-    InvalidValue {
-        found: String,
-        expected: String,
-    },
-    InvalidLength {
-        len: usize,
-        expected: String,
-    },
-    UnknownVariant {
-        variant: String,
-        expected: &'static [&'static str],
-    },
-    UnknownField {
-        field: String,
-        expected: &'static [&'static str],
-    },
-    Duplicate(String),
-    /// Two keys of one table feed the same field; `raw_key` is the later one.
-    Conflict {
-        raw_key: String,
-        message: String,
-    },
-    SecretFile(String),
-    Message(String),
-}
-
-impl DeError {
-    fn new(kind: Kind) -> Self {
-        Self { path: None, source: None, kind }
-    }
-
-    /// The full path of the key the problem is about.
-    pub(crate) fn key_path(&self) -> Vec<Seg> {
-        let mut path = self.path.clone().unwrap_or_default();
-        match &self.kind {
-            Kind::Missing(field) | Kind::Duplicate(field) | Kind::UnknownField { field, .. } => {
-                path.push(Seg::Key(field.clone()));
-            }
-            _ => {}
-        }
-        path
-    }
-
-    /// Replaces any rendering of the value with a redaction marker.
-    fn redact(mut self) -> Self {
-        match &mut self.kind {
-            Kind::InvalidType { found, .. } | Kind::InvalidValue { found, .. } => *found = "a secret value".into(),
-            Kind::UnknownVariant { variant, .. } => *variant = "***".into(),
-            Kind::Message(m) => *m = "the secret value was rejected (message withheld)".into(),
-            _ => {}
-        }
-        self
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Missing(_) => f.write_str("missing required value"),
-            Self::InvalidType { found, expected } => write!(f, "expected {expected}, found {found}"),
-            Self::InvalidValue { found, expected } => write!(f, "invalid value {found}, expected {expected}"),
-            Self::InvalidLength { len, expected } => write!(f, "wrong length {len}, expected {expected}"),
-            Self::UnknownVariant { variant, expected } => {
-                write!(f, "unknown variant `{variant}`, expected one of {}", OneOf(expected))
-            }
-            Self::UnknownField { expected, .. } => write!(f, "unknown key, expected one of {}", OneOf(expected)),
-            Self::Duplicate(_) => f.write_str("set twice in the same source"),
-            Self::SecretFile(m) | Self::Message(m) | Self::Conflict { message: m, .. } => f.write_str(m),
-        }
-    }
-}
-
-struct OneOf(&'static [&'static str]);
-
-impl fmt::Display for OneOf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, name) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "`{name}`")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for DeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", DisplayPath(&self.key_path()), self.kind)
-    }
-}
-
-impl std::error::Error for DeError {}
-
-impl de::Error for DeError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        Self::new(Kind::Message(msg.to_string()))
-    }
-    fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        Self::new(Kind::InvalidType { found: unexp.to_string(), expected: exp.to_string() })
-    }
-    fn invalid_value(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
-        Self::new(Kind::InvalidValue { found: unexp.to_string(), expected: exp.to_string() })
-    }
-    fn invalid_length(len: usize, exp: &dyn de::Expected) -> Self {
-        Self::new(Kind::InvalidLength { len, expected: exp.to_string() })
-    }
-    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        Self::new(Kind::UnknownVariant { variant: variant.into(), expected })
-    }
-    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        Self::new(Kind::UnknownField { field: field.into(), expected })
-    }
-    fn missing_field(field: &'static str) -> Self {
-        Self::new(Kind::Missing(field.into()))
-    }
-    fn duplicate_field(field: &'static str) -> Self {
-        Self::new(Kind::Duplicate(field.into()))
-    }
-}
-
-type Result<T> = std::result::Result<T, DeError>;
+use crate::source::SourceId;
 
 /// Deserializes one node.
 #[derive(Debug, Clone)]
 pub(crate) struct ValueDe<'a, 's> {
-    node: &'a Node,
-    path: Vec<Seg>,
-    ctx: &'a Ctx<'s>,
+    pub(super) node: &'a Node,
+    pub(super) path: Vec<Seg>,
+    pub(super) ctx: &'a Ctx<'s>,
     /// Whether the value is secret: errors then never show it.
-    secret: bool,
+    pub(super) secret: bool,
 }
 
 impl<'a, 's> ValueDe<'a, 's> {
@@ -223,7 +24,7 @@ impl<'a, 's> ValueDe<'a, 's> {
         Self { node, path, ctx, secret: false }
     }
 
-    fn child(&self, node: &'a Node, seg: Seg) -> Self {
+    pub(super) fn child(&self, node: &'a Node, seg: Seg) -> Self {
         let mut path = self.path.clone();
         path.push(seg);
         Self { node, path, ctx: self.ctx, secret: self.secret }
@@ -237,7 +38,7 @@ impl<'a, 's> ValueDe<'a, 's> {
         ValueDe { node, path: self.path.clone(), ctx: self.ctx, secret: self.secret }
     }
 
-    fn attach(&self, mut e: DeError) -> DeError {
+    pub(super) fn attach(&self, mut e: DeError) -> DeError {
         if e.path.is_none() {
             e.path = Some(self.path.clone());
             e.source = self.node.source();
@@ -245,7 +46,7 @@ impl<'a, 's> ValueDe<'a, 's> {
         if self.secret { e.redact() } else { e }
     }
 
-    fn fail(&self, kind: Kind) -> DeError {
+    pub(super) fn fail(&self, kind: Kind) -> DeError {
         self.attach(DeError::new(kind))
     }
 
@@ -344,38 +145,6 @@ fn parse_bool(text: &str) -> Option<bool> {
         "false" | "no" | "off" | "0" => Some(false),
         _ => None,
     }
-}
-
-/// `pool_size`, `poolSize`, `pool-size` and `POOL_SIZE` name the same field.
-pub(crate) fn loose_eq(field: &str, key: &str) -> bool {
-    let norm = |c: char| if c == '-' { '_' } else { c.to_ascii_lowercase() };
-    let strip = |s: &str| s.chars().filter(|c| *c != '_' && *c != '-').map(norm).collect::<String>();
-    field.chars().map(norm).eq(key.chars().map(norm)) || strip(field) == strip(key)
-}
-
-/// The closest field name to a mistyped key, if one is close enough to suggest.
-fn suggest(key: &str, fields: &[&str]) -> Option<String> {
-    fields
-        .iter()
-        .map(|f| (edit_distance(&key.to_ascii_lowercase(), &f.to_ascii_lowercase()), f))
-        .filter(|(d, f)| *d <= 2.max(f.len() / 4))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, f)| (*f).to_owned())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let here = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(here).min(row[j]) };
-            prev = here;
-        }
-    }
-    row[b.len()]
 }
 
 impl<'de> de::Deserializer<'de> for ValueDe<'_, '_> {
@@ -621,171 +390,6 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_, '_> {
     }
 }
 
-struct SeqDe<'p, 'a, 's> {
-    parent: &'p ValueDe<'a, 's>,
-    items: std::slice::Iter<'a, Node>,
-    index: usize,
-}
-
-impl<'de> de::SeqAccess<'de> for SeqDe<'_, '_, '_> {
-    type Error = DeError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
-        let Some(item) = self.items.next() else { return Ok(None) };
-        let child = self.parent.child(item, Seg::Index(self.index));
-        self.index += 1;
-        // A type's own check after reading (`TryFrom`, a custom `Deserialize`)
-        // fails outside the child deserializer: give its error the child's path.
-        let at = child.clone();
-        seed.deserialize(child).map(Some).map_err(|e| at.attach(e))
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.items.len())
-    }
-}
-
-/// One entry of a table as a map or struct sees it.
-struct Entry<'a> {
-    key: String,
-    node: &'a Node,
-    /// The value is the path of a secret file to read (`<name>_FILE`).
-    read_file: bool,
-}
-
-struct MapDe<'p, 'a, 's> {
-    parent: &'p ValueDe<'a, 's>,
-    entries: std::vec::IntoIter<Entry<'a>>,
-    value: Option<Entry<'a>>,
-}
-
-impl<'p, 'a, 's> MapDe<'p, 'a, 's> {
-    fn plain(parent: &'p ValueDe<'a, 's>, table: &'a std::collections::BTreeMap<String, Node>) -> Self {
-        let entries: Vec<Entry<'a>> =
-            table.iter().map(|(key, node)| Entry { key: key.clone(), node, read_file: false }).collect();
-        Self { parent, entries: entries.into_iter(), value: None }
-    }
-
-    /// Resolves the table's keys to the struct's field names.
-    fn for_struct(
-        parent: &'p ValueDe<'a, 's>,
-        table: &'a std::collections::BTreeMap<String, Node>,
-        fields: &'static [&'static str],
-    ) -> Result<Self> {
-        let mut entries: Vec<Entry<'a>> = Vec::with_capacity(table.len());
-        for (key, node) in table {
-            let entry = if fields.contains(&key.as_str()) {
-                Entry { key: key.clone(), node, read_file: false }
-            } else if let Some(field) = fields.iter().find(|f| loose_eq(f, key)) {
-                Entry { key: (*field).to_owned(), node, read_file: false }
-            } else if let Some(field) = secret_file_field(parent.ctx.sources, key, node, fields) {
-                // A stand-in for a bad secret file's value is the value itself.
-                Entry { key: field.to_owned(), node, read_file: !matches!(node, Node::Placeholder(_)) }
-            } else {
-                let mut path = parent.path.clone();
-                path.push(Seg::Key(key.clone()));
-                let suggestion = suggest(key, fields);
-                parent.ctx.record.borrow_mut().unknown.push(Unknown { path, source: node.source(), suggestion });
-                Entry { key: key.clone(), node, read_file: false }
-            };
-            if let Some(prev) = entries.iter().find(|e| e.key == entry.key) {
-                let sources: Vec<String> = [prev.node, entry.node]
-                    .iter()
-                    .filter_map(|n| n.source().map(|s| parent.ctx.sources.get(s).to_string()))
-                    .collect();
-                let message = format!("set twice, by {}", sources.join(" and "));
-                let mut e = DeError::new(Kind::Conflict { raw_key: key.clone(), message });
-                let mut path = parent.path.clone();
-                path.push(Seg::Key(entry.key.clone()));
-                e.path = Some(path);
-                e.source = entry.node.source();
-                return Err(e);
-            }
-            entries.push(entry);
-        }
-        Ok(Self { parent, entries: entries.into_iter(), value: None })
-    }
-}
-
-/// `password_file` set by an env var ending in `_FILE` feeds the field `password`
-/// when the struct has no field `password_file` of its own.
-fn secret_file_field(sources: &Sources, key: &str, node: &Node, fields: &[&'static str]) -> Option<&'static str> {
-    let base = key.strip_suffix("_file")?;
-    match node {
-        Node::Str(_, src) if matches!(sources.get(*src), Source::SecretFile { .. }) => {}
-        // Where the loader stood in for a secret file's bad value.
-        Node::Placeholder(_) => {}
-        _ => return None,
-    }
-    fields.iter().find(|f| loose_eq(f, base)).copied()
-}
-
-impl<'de> de::MapAccess<'de> for MapDe<'_, '_, '_> {
-    type Error = DeError;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
-        let Some(entry) = self.entries.next() else { return Ok(None) };
-        let key = seed.deserialize(entry.key.as_str().into_deserializer()).map_err(|mut e: DeError| {
-            let mut path = self.parent.path.clone();
-            if !matches!(e.kind, Kind::UnknownField { .. }) {
-                path.push(Seg::Key(entry.key.clone()));
-            }
-            e.path = Some(path);
-            e.source = entry.node.source();
-            e
-        })?;
-        self.value = Some(entry);
-        Ok(Some(key))
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
-        let Some(entry) = self.value.take() else {
-            return Err(self.parent.fail(Kind::Message("value requested before its key".into())));
-        };
-        let child = self.parent.child(entry.node, Seg::Key(entry.key.clone()));
-        if !entry.read_file {
-            let at = child.clone();
-            return seed.deserialize(child).map_err(|e| at.attach(e));
-        }
-        let Node::Str(file, src) = entry.node else { return seed.deserialize(child) };
-        child.ctx.record.borrow_mut().secrets.insert(DisplayPath(&child.path).to_string());
-        let var = match child.ctx.sources.get(*src) {
-            Source::SecretFile { var, .. } => var.as_str(),
-            _ => "",
-        };
-        let content = std::fs::read(file).map_err(|e| {
-            child.fail(Kind::SecretFile(format!("cannot read the secret file {file} named by {var}: {e}")))
-        })?;
-        let content = String::from_utf8(content)
-            .map_err(|_| child.fail(Kind::SecretFile(format!("the secret file {file} named by {var} is not UTF-8"))))?;
-        // Mounted secrets usually end with one newline that is not part of the value.
-        let value = content.strip_suffix('\n').map_or(content.as_str(), |v| v.strip_suffix('\r').unwrap_or(v));
-        let node = Node::Str(value.to_owned(), *src);
-        let secret_child = ValueDe { node: &node, path: child.path.clone(), ctx: child.ctx, secret: true };
-        let at = secret_child.clone();
-        seed.deserialize(secret_child).map_err(|e| at.attach(e))
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.entries.len())
-    }
-}
-
-struct EnumDe<'a, 's> {
-    variant: &'a str,
-    value: ValueDe<'a, 's>,
-}
-
-impl<'de, 'a, 's> de::EnumAccess<'de> for EnumDe<'a, 's> {
-    type Error = DeError;
-    type Variant = ValueDe<'a, 's>;
-
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self::Variant)> {
-        let variant = seed.deserialize(self.variant.into_deserializer())?;
-        Ok((variant, self.value))
-    }
-}
-
 impl<'de> de::VariantAccess<'de> for ValueDe<'_, '_> {
     type Error = DeError;
 
@@ -813,21 +417,6 @@ impl<'de> de::VariantAccess<'de> for ValueDe<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loose_matching_honours_case_and_separators() {
-        assert!(loose_eq("poolSize", "poolsize"));
-        assert!(loose_eq("pool-size", "pool_size"));
-        assert!(loose_eq("pool_size", "pool_size"));
-        assert!(!loose_eq("pool", "pool_size"));
-    }
-
-    #[test]
-    fn suggestions_pick_the_closest_field() {
-        assert_eq!(suggest("pasword", &["password", "url"]), Some("password".into()));
-        assert_eq!(suggest("zzz", &["password", "url"]), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-    }
 
     #[test]
     fn booleans_accept_the_usual_spellings() {

@@ -2,6 +2,7 @@
 //! problem, record it, put a stand-in in its place and go again, so one report
 //! holds every problem.
 
+use std::borrow::Cow;
 use std::sync::PoisonError;
 
 use serde::de::DeserializeOwned;
@@ -21,7 +22,8 @@ impl Merged {
     /// The extraction engine: deserialize; on a problem, record it, put a
     /// stand-in in its place and go again, so one report holds every problem.
     pub(crate) fn extract_at<T: DeserializeOwned>(&self, base: &[Seg]) -> (Option<T>, Vec<Problem>, Vec<Warning>) {
-        let mut tree = self.tree.get(base).cloned().unwrap_or_else(Node::table);
+        // Read in place; copied only when a problem needs a stand-in put in.
+        let mut tree: Cow<'_, Node> = self.tree.get(base).map_or_else(|| Cow::Owned(Node::table()), Cow::Borrowed);
         let mut problems = Vec::new();
         let mut previous: Option<Vec<Seg>> = None;
         // Keys left out because no stand-in passed the target type's checks.
@@ -30,7 +32,7 @@ impl Merged {
         let mut record = None;
         for _ in 0..MAX_PASSES {
             let ctx = Ctx::new(&self.sources);
-            let result = T::deserialize(ValueDe::new(&tree, base.to_vec(), &ctx));
+            let result = T::deserialize(ValueDe::new(&tree, base, &ctx));
             record = Some(ctx.record.into_inner());
             let error = match result {
                 Ok(v) => {
@@ -42,7 +44,7 @@ impl Merged {
             let key = error.key_path();
             let rel = resolve(&tree, key.get(base.len()..).unwrap_or_default());
             let rel = rel.as_slice();
-            match tree.get_mut(rel) {
+            match tree.to_mut().get_mut(rel) {
                 Some(Node::Placeholder(n)) if usize::from(*n) + 1 < crate::de::STRING_STAND_INS.len() => {
                     *n += 1;
                     continue;
@@ -50,7 +52,7 @@ impl Merged {
                 Some(Node::Placeholder(_)) => {
                     // No stand-in passes the type's own checks (`1..=10000`, a
                     // filter syntax): leave the key out, so its default stands in.
-                    if !removed.iter().any(|r| r == rel) && remove(&mut tree, rel) {
+                    if !removed.iter().any(|r| r == rel) && remove(tree.to_mut(), rel) {
                         removed.push(rel.to_vec());
                         continue;
                     }
@@ -74,7 +76,7 @@ impl Merged {
                 });
             }
             problems.push(self.problem(&error));
-            if previous.as_ref() == Some(&key) || !patch(&mut tree, rel, &error.kind) {
+            if previous.as_ref() == Some(&key) || !patch(tree.to_mut(), rel, &error.kind) {
                 problems.push(self.hidden(&key));
                 break;
             }

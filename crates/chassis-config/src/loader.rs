@@ -342,10 +342,10 @@ impl Loader {
             }
         }
         for (path, required) in files {
-            match files::read(&path) {
-                Ok(Some(dict)) => {
-                    let id = sources.add(Source::File { path: path.clone() });
-                    layers.push(Node::Table(dict.into_iter().map(|(k, v)| (k, Node::from_figment(v, id))).collect()));
+            match files::read(&path, sources.next_id()) {
+                Ok(Some(table)) => {
+                    sources.add(Source::File { path: path.clone() });
+                    layers.push(Node::Table(table));
                 }
                 Ok(None) if !required => {}
                 Ok(None) => problems.push(Problem {

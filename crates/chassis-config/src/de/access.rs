@@ -20,7 +20,7 @@ impl<'de> de::SeqAccess<'de> for SeqDe<'_, '_, '_> {
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
         let Some(item) = self.items.next() else { return Ok(None) };
-        let child = self.parent.child(item, Seg::Index(self.index));
+        let child = self.parent.index(self.index, item);
         self.index += 1;
         // A type's own check after reading (`TryFrom`, a custom `Deserialize`)
         // fails outside the child deserializer: give its error the child's path.
@@ -35,7 +35,7 @@ impl<'de> de::SeqAccess<'de> for SeqDe<'_, '_, '_> {
 
 /// One entry of a table as a map or struct sees it.
 pub(super) struct Entry<'a> {
-    key: String,
+    key: &'a str,
     node: &'a Node,
     /// The value is the path of a secret file to read (`<name>_FILE`).
     read_file: bool,
@@ -50,7 +50,7 @@ pub(super) struct MapDe<'p, 'a, 's> {
 impl<'p, 'a, 's> MapDe<'p, 'a, 's> {
     pub(super) fn plain(parent: &'p ValueDe<'a, 's>, table: &'a std::collections::BTreeMap<String, Node>) -> Self {
         let entries: Vec<Entry<'a>> =
-            table.iter().map(|(key, node)| Entry { key: key.clone(), node, read_file: false }).collect();
+            table.iter().map(|(key, node)| Entry { key: key.as_str(), node, read_file: false }).collect();
         Self { parent, entries: entries.into_iter(), value: None }
     }
 
@@ -63,18 +63,18 @@ impl<'p, 'a, 's> MapDe<'p, 'a, 's> {
         let mut entries: Vec<Entry<'a>> = Vec::with_capacity(table.len());
         for (key, node) in table {
             let entry = if fields.contains(&key.as_str()) {
-                Entry { key: key.clone(), node, read_file: false }
+                Entry { key: key.as_str(), node, read_file: false }
             } else if let Some(field) = fields.iter().find(|f| loose_eq(f, key)) {
-                Entry { key: (*field).to_owned(), node, read_file: false }
+                Entry { key: field, node, read_file: false }
             } else if let Some(field) = secret_file_field(parent.ctx.sources, key, node, fields) {
                 // A stand-in for a bad secret file's value is the value itself.
-                Entry { key: field.to_owned(), node, read_file: !matches!(node, Node::Placeholder(_)) }
+                Entry { key: field, node, read_file: !matches!(node, Node::Placeholder(_)) }
             } else {
-                let mut path = parent.path.clone();
+                let mut path = parent.path.to_path();
                 path.push(Seg::Key(key.clone()));
                 let suggestion = suggest(key, fields);
                 parent.ctx.record.borrow_mut().unknown.push(Unknown { path, source: node.source(), suggestion });
-                Entry { key: key.clone(), node, read_file: false }
+                Entry { key: key.as_str(), node, read_file: false }
             };
             if let Some(prev) = entries.iter().find(|e| e.key == entry.key) {
                 let sources: Vec<String> = [prev.node, entry.node]
@@ -83,8 +83,8 @@ impl<'p, 'a, 's> MapDe<'p, 'a, 's> {
                     .collect();
                 let message = format!("set twice, by {}", sources.join(" and "));
                 let mut e = DeError::new(Kind::Conflict { raw_key: key.clone(), message });
-                let mut path = parent.path.clone();
-                path.push(Seg::Key(entry.key.clone()));
+                let mut path = parent.path.to_path();
+                path.push(Seg::Key(entry.key.to_owned()));
                 e.path = Some(path);
                 e.source = entry.node.source();
                 return Err(e);
@@ -100,10 +100,10 @@ impl<'de> de::MapAccess<'de> for MapDe<'_, '_, '_> {
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
         let Some(entry) = self.entries.next() else { return Ok(None) };
-        let key = seed.deserialize(entry.key.as_str().into_deserializer()).map_err(|mut e: DeError| {
-            let mut path = self.parent.path.clone();
+        let key = seed.deserialize(entry.key.into_deserializer()).map_err(|mut e: DeError| {
+            let mut path = self.parent.path.to_path();
             if !matches!(e.kind, Kind::UnknownField { .. }) {
-                path.push(Seg::Key(entry.key.clone()));
+                path.push(Seg::Key(entry.key.to_owned()));
             }
             e.path = Some(path);
             e.source = entry.node.source();
@@ -117,13 +117,13 @@ impl<'de> de::MapAccess<'de> for MapDe<'_, '_, '_> {
         let Some(entry) = self.value.take() else {
             return Err(self.parent.fail(Kind::Message("value requested before its key".into())));
         };
-        let child = self.parent.child(entry.node, Seg::Key(entry.key.clone()));
+        let child = self.parent.key(entry.key, entry.node);
         if !entry.read_file {
             let at = child.clone();
             return seed.deserialize(child).map_err(|e| at.attach(e));
         }
         let Node::Str(file, src) = entry.node else { return seed.deserialize(child) };
-        child.ctx.record.borrow_mut().secrets.insert(DisplayPath(&child.path).to_string());
+        child.ctx.record.borrow_mut().secrets.insert(DisplayPath(&child.path.to_path()).to_string());
         let var = match child.ctx.sources.get(*src) {
             Source::SecretFile { var, .. } => var.as_str(),
             _ => "",
@@ -136,7 +136,7 @@ impl<'de> de::MapAccess<'de> for MapDe<'_, '_, '_> {
         // Mounted secrets usually end with one newline that is not part of the value.
         let value = content.strip_suffix('\n').map_or(content.as_str(), |v| v.strip_suffix('\r').unwrap_or(v));
         let node = Node::Str(value.to_owned(), *src);
-        let secret_child = ValueDe { node: &node, path: child.path.clone(), ctx: child.ctx, secret: true };
+        let secret_child = ValueDe { node: &node, path: child.path, ctx: child.ctx, secret: true };
         let at = secret_child.clone();
         seed.deserialize(secret_child).map_err(|e| at.attach(e))
     }

@@ -45,6 +45,43 @@ pub(crate) const STRING_STAND_INS: [&str; 8] = [
 /// deserializer marks the path as secret when it sees it.
 pub(crate) const SECRET_NEWTYPE: &str = "chassis_config::Secret";
 
+/// Where a value sits: a chain of borrowed steps back to the extraction's
+/// base, grown as the deserializer descends without copying anything, and
+/// turned into a [`Seg`] path only when an error, a secret or an unknown key
+/// needs one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum At<'p> {
+    /// The base of the extraction (the section's path).
+    Base(&'p [Seg]),
+    /// A table key below a position.
+    Key(&'p At<'p>, &'p str),
+    /// A list index below a position.
+    Index(&'p At<'p>, usize),
+}
+
+impl At<'_> {
+    /// The path from the root of the tree.
+    pub(crate) fn to_path(self) -> Vec<Seg> {
+        let mut path = Vec::new();
+        self.push_onto(&mut path);
+        path
+    }
+
+    fn push_onto(self, path: &mut Vec<Seg>) {
+        match self {
+            Self::Base(base) => path.extend_from_slice(base),
+            Self::Key(up, key) => {
+                up.push_onto(path);
+                path.push(Seg::Key(key.to_owned()));
+            }
+            Self::Index(up, index) => {
+                up.push_onto(path);
+                path.push(Seg::Index(index));
+            }
+        }
+    }
+}
+
 /// Shared state of one deserialization pass.
 #[derive(Debug)]
 pub(crate) struct Ctx<'s> {

@@ -5,7 +5,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 
 use super::access::{EnumDe, MapDe, SeqDe};
 use super::error::{DeError, Kind, OneOf, Result};
-use super::{Ctx, SECRET_NEWTYPE, STRING_STAND_INS};
+use super::{At, Ctx, SECRET_NEWTYPE, STRING_STAND_INS};
 use crate::node::{DisplayPath, Node, Seg};
 use crate::source::SourceId;
 
@@ -13,21 +13,25 @@ use crate::source::SourceId;
 #[derive(Debug, Clone)]
 pub(crate) struct ValueDe<'a, 's> {
     pub(super) node: &'a Node,
-    pub(super) path: Vec<Seg>,
+    pub(super) path: At<'a>,
     pub(super) ctx: &'a Ctx<'s>,
     /// Whether the value is secret: errors then never show it.
     pub(super) secret: bool,
 }
 
 impl<'a, 's> ValueDe<'a, 's> {
-    pub(crate) fn new(node: &'a Node, path: Vec<Seg>, ctx: &'a Ctx<'s>) -> Self {
-        Self { node, path, ctx, secret: false }
+    pub(crate) fn new(node: &'a Node, base: &'a [Seg], ctx: &'a Ctx<'s>) -> Self {
+        Self { node, path: At::Base(base), ctx, secret: false }
     }
 
-    pub(super) fn child(&self, node: &'a Node, seg: Seg) -> Self {
-        let mut path = self.path.clone();
-        path.push(seg);
-        Self { node, path, ctx: self.ctx, secret: self.secret }
+    /// The deserializer of `node`, the value at `key` of this table.
+    pub(super) fn key<'p>(&'p self, key: &'p str, node: &'p Node) -> ValueDe<'p, 's> {
+        ValueDe { node, path: At::Key(&self.path, key), ctx: self.ctx, secret: self.secret }
+    }
+
+    /// The deserializer of `node`, the item at `index` of this list.
+    pub(super) fn index<'p>(&'p self, index: usize, node: &'p Node) -> ValueDe<'p, 's> {
+        ValueDe { node, path: At::Index(&self.path, index), ctx: self.ctx, secret: self.secret }
     }
 
     /// The same position, over another node (one parsed from this node's text).
@@ -35,12 +39,12 @@ impl<'a, 's> ValueDe<'a, 's> {
     where
         'a: 'b,
     {
-        ValueDe { node, path: self.path.clone(), ctx: self.ctx, secret: self.secret }
+        ValueDe { node, path: self.path, ctx: self.ctx, secret: self.secret }
     }
 
     pub(super) fn attach(&self, mut e: DeError) -> DeError {
         if e.path.is_none() {
-            e.path = Some(self.path.clone());
+            e.path = Some(self.path.to_path());
             e.source = self.node.source();
         }
         if self.secret { e.redact() } else { e }
@@ -267,7 +271,7 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_, '_> {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, visitor: V) -> Result<V::Value> {
         if name == SECRET_NEWTYPE {
-            self.ctx.record.borrow_mut().secrets.insert(DisplayPath(&self.path).to_string());
+            self.ctx.record.borrow_mut().secrets.insert(DisplayPath(&self.path.to_path()).to_string());
             let inner = Self { secret: true, ..self.clone() };
             return visitor.visit_newtype_struct(inner).map_err(|e| self.attach(e).redact());
         }
@@ -370,7 +374,7 @@ impl<'de> de::Deserializer<'de> for ValueDe<'_, '_> {
             }
             Node::Table(table) if table.len() == 1 => {
                 let Some((variant, value)) = table.iter().next() else { return self.deserialize_any(visitor) };
-                let access = EnumDe { variant, value: self.child(value, Seg::Key(variant.clone())) };
+                let access = EnumDe { variant, value: self.key(variant, value) };
                 visitor.visit_enum(access).map_err(|e| self.attach(e))
             }
             Node::Placeholder(_) => match variants.first() {

@@ -11,29 +11,17 @@ pub(crate) fn loose_eq(field: &str, key: &str) -> bool {
     field.chars().map(norm).eq(key.chars().map(norm)) || strip(field) == strip(key)
 }
 
-/// The closest field name to a mistyped key, if one is close enough to suggest.
+/// The closest field name to a mistyped key, if one is close enough to
+/// suggest: at most 2 edits (Levenshtein, ignoring case), or a quarter of the
+/// field's length for a long one.
 pub(super) fn suggest(key: &str, fields: &[&str]) -> Option<String> {
+    let key = key.to_ascii_lowercase();
     fields
         .iter()
-        .map(|f| (edit_distance(&key.to_ascii_lowercase(), &f.to_ascii_lowercase()), f))
+        .map(|f| (strsim::levenshtein(&key, &f.to_ascii_lowercase()), f))
         .filter(|(d, f)| *d <= 2.max(f.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, f)| (*f).to_owned())
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let here = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(here).min(row[j]) };
-            prev = here;
-        }
-    }
-    row[b.len()]
 }
 
 /// `password_file` set by an env var ending in `_FILE` feeds the field `password`
@@ -70,6 +58,7 @@ mod tests {
     fn suggestions_pick_the_closest_field() {
         assert_eq!(suggest("pasword", &["password", "url"]), Some("password".into()));
         assert_eq!(suggest("zzz", &["password", "url"]), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        // The distance the suggestions use (strsim's, in place of a hand-written one).
+        assert_eq!(strsim::levenshtein("kitten", "sitting"), 3);
     }
 }

@@ -119,3 +119,9 @@ pub use merged::Merged;
 pub use require::{Require, Rule};
 pub use secret::{REDACTED, Secret};
 pub use source::Source;
+
+/// The README's code blocks, compiled and run as doctests so that they keep
+/// matching the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::loader::Config;
+use crate::merged::Merged;
 use crate::secret::REDACTED;
 use crate::source::Source;
 
@@ -65,7 +65,7 @@ pub(crate) fn is_secret(key: &str, secrets: &BTreeSet<String>) -> bool {
     below_secret || SECRET_WORDS.iter().any(|w| last.contains(w))
 }
 
-pub(crate) fn build(config: &Config, typed: Option<&serde_json::Value>) -> Effective {
+pub(crate) fn build(config: &Merged, typed: Option<&serde_json::Value>) -> Effective {
     let secrets = config.secrets();
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     for layer in config.layers() {

@@ -52,6 +52,11 @@ impl Error {
 
 impl std::error::Error for Error {}
 
+/// A problem with the sources themselves, at no key.
+pub(crate) fn source_problem(message: String) -> Problem {
+    Problem { key: None, env_var: None, source: None, kind: ProblemKind::Source { message } }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();

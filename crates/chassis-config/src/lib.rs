@@ -95,12 +95,16 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod checks;
 mod de;
 mod effective;
 mod env;
 mod error;
+mod extract;
 mod files;
+mod loaded;
 mod loader;
+mod merged;
 mod node;
 mod require;
 mod secret;
@@ -109,7 +113,15 @@ mod source;
 pub use chassis_bounds::{Check, Violation};
 pub use effective::{Effective, Entry, Overridden};
 pub use error::{EX_CONFIG, Error, Problem, ProblemKind, Related, Result, Warning};
-pub use loader::{Config, Loaded, Loader};
+pub use loaded::Loaded;
+pub use loader::Loader;
+pub use merged::Merged;
 pub use require::{Require, Rule};
 pub use secret::{REDACTED, Secret};
 pub use source::Source;
+
+/// The README's code blocks, compiled and run as doctests so that they keep
+/// matching the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

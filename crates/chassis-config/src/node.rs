@@ -3,8 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 
-use figment::value::{Empty, Num, Value};
-
 use crate::source::SourceId;
 
 /// One node of the merged configuration tree.
@@ -30,10 +28,6 @@ pub(crate) enum Node {
 pub(crate) const TOML_DATETIME_FIELD: &str = "$__toml_private_datetime";
 /// See [`TOML_DATETIME_FIELD`].
 pub(crate) const TOML_DATETIME_NAME: &str = "$__toml_private_Datetime";
-
-fn is_toml_datetime(dict: &figment::value::Dict) -> bool {
-    dict.len() == 1 && matches!(dict.get(TOML_DATETIME_FIELD), Some(Value::String(..)))
-}
 
 impl Node {
     pub(crate) fn table() -> Self {
@@ -136,38 +130,16 @@ impl Node {
         }
     }
 
-    /// Converts a value parsed by figment (from a file) into a node. TOML
-    /// dates, times and date-times become their RFC 3339 text.
-    pub(crate) fn from_figment(value: Value, source: SourceId) -> Self {
-        match value {
-            Value::String(_, s) => Self::Str(s, source),
-            Value::Char(_, c) => Self::Str(c.to_string(), source),
-            Value::Bool(_, b) => Self::Bool(b, source),
-            Value::Num(_, n) => match n {
-                Num::U8(v) => Self::Int(v.into(), source),
-                Num::U16(v) => Self::Int(v.into(), source),
-                Num::U32(v) => Self::Int(v.into(), source),
-                Num::U64(v) => Self::Int(v.into(), source),
-                Num::U128(v) => i128::try_from(v).map_or(Self::Float(v as f64, source), |v| Self::Int(v, source)),
-                Num::USize(v) => Self::Int(v as i128, source),
-                Num::I8(v) => Self::Int(v.into(), source),
-                Num::I16(v) => Self::Int(v.into(), source),
-                Num::I32(v) => Self::Int(v.into(), source),
-                Num::I64(v) => Self::Int(v.into(), source),
-                Num::I128(v) => Self::Int(v, source),
-                Num::ISize(v) => Self::Int(v as i128, source),
-                Num::F32(v) => Self::Float(v.into(), source),
-                Num::F64(v) => Self::Float(v, source),
-            },
-            Value::Empty(_, Empty::None | Empty::Unit) => Self::Null(source),
-            // A TOML date, time or date-time reaches figment as a one-key table
-            // holding its RFC 3339 text; it is that text.
-            Value::Dict(_, d) if is_toml_datetime(&d) => match d.into_iter().next() {
-                Some((_, Value::String(_, text))) => Self::Str(text, source),
-                _ => Self::Null(source),
-            },
-            Value::Dict(_, d) => Self::Table(d.into_iter().map(|(k, v)| (k, Self::from_figment(v, source))).collect()),
-            Value::Array(_, a) => Self::List(a.into_iter().map(|v| Self::from_figment(v, source)).collect(), source),
+    /// Sets the source of this node and of every node below it.
+    pub(crate) fn set_source(&mut self, source: SourceId) {
+        match self {
+            Self::Table(t) => t.values_mut().for_each(|v| v.set_source(source)),
+            Self::List(items, s) => {
+                *s = source;
+                items.iter_mut().for_each(|v| v.set_source(source));
+            }
+            Self::Str(_, s) | Self::Bool(_, s) | Self::Int(_, s) | Self::Float(_, s) | Self::Null(s) => *s = source,
+            Self::Placeholder(_) => {}
         }
     }
 

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::node::Node;
+use crate::env;
+use crate::node::{Node, split_key};
 
 /// A setting that must be present, with an optional default and validation rules.
 ///
@@ -168,6 +169,15 @@ fn leaf_text(node: &Node) -> String {
         Node::Str(s, _) => s.clone(),
         Node::Null(_) | Node::Placeholder(_) => String::new(),
         other => other.render(),
+    }
+}
+
+/// The key path a requirement names: its key, or the key its variable sets
+/// (a variable outside the prefix is a key of its own, in lower case).
+pub(crate) fn req_path(prefix: &str, req: &Require) -> Option<Vec<String>> {
+    match &req.target {
+        Target::Key(key) => split_key(key),
+        Target::Env(var) => env::key_for_var(prefix, var).or_else(|| Some(vec![var.to_ascii_lowercase()])),
     }
 }
 

@@ -71,6 +71,11 @@ impl Sources {
         SourceId(self.0.len() - 1)
     }
 
+    /// The id the next [`add`](Self::add) returns.
+    pub(crate) fn next_id(&self) -> SourceId {
+        SourceId(self.0.len())
+    }
+
     pub(crate) fn get(&self, id: SourceId) -> &Source {
         // Ids are only ever created by `add` on the same table.
         &self.0[id.0]

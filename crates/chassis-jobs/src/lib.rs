@@ -70,6 +70,12 @@ pub use model::{Filter, Job, JobError, MAX_JSON_DEPTH, NewJob, Page, Status, Tas
 pub use sql::SqlStore;
 pub use store::JobStore;
 
+/// The README's code blocks, compiled and run as doctests so that they keep
+/// matching the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 impl Jobs {
     /// Jobs in the store `config` describes (a SQLite file's directory is created).
     ///

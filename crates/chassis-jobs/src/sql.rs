@@ -22,6 +22,18 @@ const MIGRATION_SCOPE: &str = "chassis-jobs";
 /// Embedded migrations, applied in order once per database (and table prefix),
 /// each in one transaction with its version row, under the migration lock
 /// ([`migrate`]). `{p}` is the table prefix.
+//
+// Not `sqlx::migrate!` (sqlx 0.8), because of the table prefix:
+// - `migrate!` embeds each migration's SQL as fixed text at compile time, and
+//   `Migrator` runs that text as it is, so the tables' names cannot carry a
+//   prefix chosen at run time (`SqlStore::connect(url, pool, prefix)`);
+// - `Migrator` records versions in one table per database, `_sqlx_migrations`,
+//   whose name it fixes: two stores with different prefixes in one database (or
+//   the durable task queue's tables, which share the database) would read each
+//   other's version 1, 2, … as applied and skip their own;
+// - its PostgreSQL lock is an advisory lock keyed by the database name (one
+//   lock for every prefix), and on SQLite it takes no lock at all, where we
+//   need `BEGIN IMMEDIATE` so replicas opening one new file together all start.
 const MIGRATIONS: &[migrate::Migration] = &[
     (
         1,

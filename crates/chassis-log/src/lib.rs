@@ -55,6 +55,12 @@ pub use job::{in_job, job_span, with_job};
 pub use layer::JsonLayer;
 pub use panic::install_panic_hook;
 
+/// The README's code blocks, compiled and run as doctests so that they keep
+/// matching the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Keeps logging alive; dropping it flushes every line logged so far.
 #[must_use = "dropping the guard flushes and, with non_blocking, stops the writer thread"]
 #[derive(Debug)]

@@ -1,9 +1,11 @@
-//! RFC 3339 UTC timestamps with nanoseconds, without a date-time dependency: the
-//! civil date is computed once per second and cached per thread.
+//! RFC 3339 UTC timestamps with nanoseconds: the civil date (from `time`) is
+//! computed once per second and cached per thread.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::encode;
 
@@ -36,20 +38,22 @@ pub(crate) fn rfc3339(buf: &mut String, time: SystemTime) {
     buf.push_str("Z\"");
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` of a Unix time (Howard Hinnant's days-to-civil).
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix time; past year 9999, its last second.
 fn civil(buf: &mut String, secs: u64) {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(buf, "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
+    let at = i64::try_from(secs)
+        .ok()
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .unwrap_or_else(|| PrimitiveDateTime::MAX.assume_utc());
+    let _ = write!(
+        buf,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second()
+    );
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime};
+
 use crate::queue::{Message, Outgoing};
 
 /// Attribute: the task's name.
@@ -120,62 +122,49 @@ pub(crate) fn decode(message: &Message) -> Result<Envelope, Malformed> {
 }
 
 /// `dd/mm/yy HH:MM:SS` in UTC, as Python's `strftime("%d/%m/%y %H:%M:%S")`.
+/// Times before 1970 are written as the epoch, times past 9999 as its last second.
 pub fn format_when(time: SystemTime) -> String {
     let secs = time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
+    let at = i64::try_from(secs)
+        .ok()
+        .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+        .unwrap_or_else(|| PrimitiveDateTime::MAX.assume_utc());
     let mut out = String::with_capacity(17);
     let _ = write!(
         out,
-        "{day:02}/{month:02}/{:02} {:02}:{:02}:{:02}",
-        year.rem_euclid(100),
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:02}/{:02}/{:02} {:02}:{:02}:{:02}",
+        at.day(),
+        u8::from(at.month()),
+        at.year().rem_euclid(100),
+        at.hour(),
+        at.minute(),
+        at.second()
     );
     out
 }
 
 /// Parses `dd/mm/yy HH:MM:SS` (UTC; two-digit years are 2000–2099).
+///
+/// As lenient as it always was: a day past the end of its month (`31/02/26`)
+/// rolls over into the next month, and second 60 (a leap second) into the
+/// next minute.
 pub fn parse_when(text: &str) -> Option<SystemTime> {
     let (date, time) = text.trim().split_once(' ')?;
-    let mut d = date.split('/').map(|p| p.parse::<u32>().ok());
+    let mut d = date.split('/').map(|p| p.parse::<u8>().ok());
     let (day, month, year) = (d.next()??, d.next()??, d.next()??);
     let mut t = time.split(':').map(|p| p.parse::<u64>().ok());
     let (h, m, s) = (t.next()??, t.next()??, t.next()??);
-    if d.next().is_some() || t.next().is_some() || !(1..=12).contains(&month) || day == 0 || day > 31 {
+    if d.next().is_some() || t.next().is_some() || day == 0 || day > 31 {
         return None;
     }
     if year > 99 || h > 23 || m > 59 || s > 60 {
         return None;
     }
-    let days = days_from_civil(2000 + i64::from(year), month, day);
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + s;
+    let month = Month::try_from(month).ok()?;
+    let first = Date::from_calendar_date(2000 + i32::from(year), month, 1).ok()?;
+    let midnight = first.midnight().assume_utc().unix_timestamp() + (i64::from(day) - 1) * 86_400;
+    let secs = u64::try_from(midnight).ok()? + h * 3600 + m * 60 + s;
     Some(UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-/// Howard Hinnant's days-from-civil.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (i64::from(month) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Howard Hinnant's civil-from-days.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 #[cfg(test)]

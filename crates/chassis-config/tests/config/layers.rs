@@ -32,7 +32,7 @@ fn each_layer_overrides_the_one_below() {
         .unwrap();
     assert_eq!(loaded.level, "from-serde-default");
     assert_eq!((&*loaded.a, &*loaded.b, &*loaded.c, &*loaded.d), ("base", "profile", "env", "override"));
-    assert_eq!(loaded.config().profile(), Some("prod"));
+    assert_eq!(loaded.merged().profile(), Some("prod"));
 }
 
 #[test]

@@ -35,7 +35,7 @@ fn declared_requirements_use_their_default_and_check_rules() {
         .extract::<S>()
         .unwrap();
     assert_eq!(s.db.url, "postgres://localhost/app");
-    let entry = s.config().effective().get("db.url").cloned().unwrap();
+    let entry = s.merged().effective().get("db.url").cloned().unwrap();
     assert_eq!(entry.source, Source::Requirement);
 
     let err = env_loader(&[("APP_DB__URL", "localhost")])

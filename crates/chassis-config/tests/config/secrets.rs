@@ -33,7 +33,7 @@ fn no_secret_byte_reaches_debug_the_dump_or_serialization() {
     assert_eq!(loaded.db.password.expose(), SECRET);
     assert_no_secret(&format!("{loaded:?}"));
     assert_no_secret(&format!("{:#?}", loaded.value()));
-    assert_no_secret(&format!("{:?}", loaded.config()));
+    assert_no_secret(&format!("{:?}", loaded.merged()));
     assert_no_secret(&loaded.effective().to_string());
     assert_no_secret(&serde_json::to_string(&loaded.effective()).unwrap());
     assert_no_secret(&serde_json::to_string(loaded.value()).unwrap());

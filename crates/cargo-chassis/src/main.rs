@@ -1,5 +1,10 @@
 //! `cargo chassis new NAME [--queue …] [--jobs …] [--discovery …] [--otel] [--chassis-path DIR] [--dir DIR]`.
 //!
+//! Without `--chassis-path` or `--crates-io`, the service depends on the
+//! chassis repository this binary was installed from when it is still there
+//! (so a clone's `cargo install --path crates/cargo-chassis` makes services
+//! of that clone), and on crates.io otherwise.
+//!
 //! Exit codes: 0 generated; 2 a bad command line (an unknown option or value,
 //! an invalid crate name); 1 the directory exists and is not empty, or a file
 //! could not be written.
@@ -46,7 +51,17 @@ fn command() -> Command {
                 .long("chassis-path")
                 .value_name("DIR")
                 .value_parser(clap::value_parser!(PathBuf))
-                .help("Depend on a local chassis repository instead of crates.io"),
+                .help(
+                    "Depend on the chassis repository at DIR (default: the one cargo-chassis was \
+                     installed from, if it is still there; else crates.io)",
+                ),
+        )
+        .arg(
+            Arg::new("crates-io")
+                .long("crates-io")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("chassis-path")
+                .help("Depend on chassis from crates.io, even when installed from a repository"),
         )
         .arg(
             Arg::new("dir")
@@ -69,12 +84,27 @@ fn options(matches: &ArgMatches) -> Result<(Options, PathBuf), Error> {
         .jobs(text("jobs").parse()?)
         .discovery(text("discovery").parse()?)
         .otel(matches.get_flag("otel"));
-    if let Some(path) = matches.get_one::<PathBuf>("chassis-path") {
+    let local = match matches.get_one::<PathBuf>("chassis-path") {
+        Some(path) => Some(path.clone()),
+        None if matches.get_flag("crates-io") => None,
+        None => source_repository(),
+    };
+    if let Some(path) = local {
         // An absolute path, so the generated Cargo.toml works from its own directory.
-        options = options.chassis_path(std::path::absolute(path).unwrap_or_else(|_| path.clone()));
+        options = options.chassis_path(std::path::absolute(&path).unwrap_or(path));
     }
     let dir = matches.get_one::<PathBuf>("dir").cloned().unwrap_or_else(|| PathBuf::from(name));
     Ok((options, dir))
+}
+
+/// The chassis repository this binary was built from (`cargo install --path
+/// crates/cargo-chassis`), if it is still there: its facade's manifest names
+/// `chassis-kit`. Built from crates.io's package, there is none.
+fn source_repository() -> Option<PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent()?.parent()?;
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).ok()?;
+    let is_chassis = manifest.contains("name = \"chassis-kit\"") && root.join("crates/chassis-testkit").is_dir();
+    is_chassis.then(|| root.to_owned())
 }
 
 #[allow(clippy::print_stdout, clippy::print_stderr)] // a command-line tool

@@ -188,29 +188,63 @@ async fn serve<Q: Queue + Clone>(
     jobs: Jobs,
     queue: Q,
 ) -> Result<(), String> {
-    // Tasks call the pricing service through a breaker per host.
-    // `http://pricing/…` is a logical name: the static backend resolves it to
-    // the instances in `discovery.instances.pricing` (default: this process),
-    // and the breaker is per instance.
-    let breakers = chassis::breaker::Registry::new(settings.breaker.clone()).map_err(|e| e.to_string())?;
-    let http_addr = settings.service.http_addr;
-    let local = SocketAddr::from(([127, 0, 0, 1], http_addr.port()));
-    let mut instances = settings.discovery.instances.clone();
-    instances.entry("pricing".into()).or_insert_with(|| vec![local.to_string()]);
-    let pricing_registry = std::sync::Arc::new(chassis::discovery::StaticRegistry::new(instances));
-    let resolver = chassis::discovery::Resolver::new(pricing_registry, settings.discovery.client.clone());
-    let client = chassis::discovery::client(resolver.clone(), breakers).map_err(|e| e.to_string())?;
-    service.resolver(resolver);
-    let pricing = "http://pricing/pricing/quote".to_owned();
     // Registration in the configured registry (none by default) follows the lifecycle.
     if let Some(registry) = chassis::discovery::from_config(&settings.discovery).map_err(|e| e.to_string())? {
         service.discovery(registry, settings.discovery.clone());
     }
+    let worker = Worker::new(queue.clone(), tasks(&mut service, settings)?, settings.tasks.clone())
+        .map_err(|e| e.to_string())?
+        .hook(JobHook::new(jobs.clone()));
+    // The worker with its readiness check `task_queue`; the job store's check
+    // `job_store` and its upkeep (stranded jobs each minute, old jobs purged).
+    service.worker(worker).jobs(jobs.clone(), &settings.jobs);
+    let (name, monitored) = (settings.tasks.task_pool.clone(), queue.clone());
+    service.spawn("queue_monitor", move |shutdown| {
+        chassis::tasks::monitor::monitor(monitored, name, Duration::from_secs(15), shutdown)
+    });
+    service.router(routes(settings, jobs, queue).await?);
+    service.run().await.map_err(|e| e.to_string())
+}
 
+/// The API: `POST /jobs`, the jobs' routes, the pricing service, the dead letters.
+async fn routes<Q: Queue + Clone>(settings: &Settings, jobs: Jobs, queue: Q) -> Result<axum::Router, String> {
+    let dead_letter = match &settings.tasks.dead_letter_queue {
+        Some(name) => Some(queue.sibling(name).await.map_err(|e| format!("cannot open the dead-letter queue: {e}"))?),
+        None => None,
+    };
+    let operations = Operations { queue: queue.clone(), dead_letter };
+    let api = Api { jobs: jobs.clone(), producer: Producer::new(queue) };
+    let downstream = settings.downstream.clone();
+    Ok(axum::Router::new()
+        .route("/jobs", post(start_job::<Q>))
+        .with_state(api)
+        .merge(chassis::jobs::router(jobs))
+        .route("/pricing/quote/{item}", get(move |item| quote(downstream.clone(), item)))
+        .merge(
+            axum::Router::new()
+                .route("/dead-letters", get(dead_letters::<Q>))
+                .route("/dead-letters/redrive", post(redrive_dead_letters::<Q>))
+                .with_state(operations),
+        ))
+}
+
+/// The task handlers: `price_item` asks the pricing service for a quote
+/// through a breaker per instance. `http://pricing/…` is a logical name: the
+/// static backend resolves it to the instances in `discovery.instances.pricing`
+/// (default: this process).
+fn tasks(service: &mut chassis::service::Service, settings: &Settings) -> Result<Registry, String> {
+    let breakers = chassis::breaker::Registry::new(settings.breaker.clone()).map_err(|e| e.to_string())?;
+    let local = SocketAddr::from(([127, 0, 0, 1], settings.service.http_addr.port()));
+    let mut instances = settings.discovery.instances.clone();
+    instances.entry("pricing".into()).or_insert_with(|| vec![local.to_string()]);
+    let registry = std::sync::Arc::new(chassis::discovery::StaticRegistry::new(instances));
+    let resolver = chassis::discovery::Resolver::new(registry, settings.discovery.client.clone());
+    let client = chassis::discovery::client(resolver.clone(), breakers).map_err(|e| e.to_string())?;
+    service.resolver(resolver);
     let mut registry = Registry::new();
     registry
         .task("price_item", move |task: PriceItem, ctx: TaskContext| {
-            let (client, url) = (client.clone(), format!("{pricing}/{}", task.item));
+            let (client, url) = (client.clone(), format!("http://pricing/pricing/quote/{}", task.item));
             async move {
                 match client.get(&url).send().await {
                     Ok(response) if response.status().is_success() => {
@@ -227,81 +261,7 @@ async fn serve<Q: Queue + Clone>(
             }
         })
         .map_err(|e| e.to_string())?;
-
-    let worker = Worker::new(queue.clone(), registry, settings.tasks.clone())
-        .map_err(|e| e.to_string())?
-        .hook(JobHook::new(jobs.clone()));
-    let health = worker.health();
-    service.health().check("task_queue", move || {
-        let health = health.clone();
-        async move {
-            if health.is_ready() {
-                Ok(())
-            } else {
-                Err(health.last_error().unwrap_or_else(|| "consumer not running".into()))
-            }
-        }
-    });
-    let store = jobs.clone();
-    service.health().check("job_store", move || {
-        let store = store.clone();
-        async move { store.list(chassis::jobs::Filter::default(), None, 1).await.map(|_| ()).map_err(|e| e.to_string()) }
-    });
-    service.spawn("task_worker", move |shutdown| async move {
-        let report = worker.run(shutdown).await;
-        tracing::info!(?report, "task worker stopped");
-    });
-    let (retention, grace) = (settings.jobs.retention(), settings.jobs.stranded_grace());
-    let purging = jobs.clone();
-    service.spawn("job_purge", move |shutdown| async move {
-        // Each minute: fail jobs whose sender stopped before sending all their
-        // tasks (a crash mid-POST); each hour: purge old finished jobs.
-        for minute in 0u64.. {
-            match purging.fail_stranded(grace).await {
-                Ok(n) if n > 0 => tracing::warn!(failed = n, "jobs whose tasks were not all sent failed"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "looking for stranded jobs failed"),
-            }
-            if minute % 60 == 0 {
-                match purging.purge(retention).await {
-                    Ok(n) if n > 0 => tracing::info!(purged = n, "old jobs purged"),
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "purging old jobs failed"),
-                }
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(60)) => {}
-            }
-        }
-    });
-
-    let name = settings.tasks.task_pool.clone();
-    let monitored = queue.clone();
-    service.spawn("queue_monitor", move |shutdown| {
-        chassis::tasks::monitor::monitor(monitored, name, Duration::from_secs(15), shutdown)
-    });
-    let dead_letter = match &settings.tasks.dead_letter_queue {
-        Some(name) => Some(queue.sibling(name).await.map_err(|e| format!("cannot open the dead-letter queue: {e}"))?),
-        None => None,
-    };
-    let operations = Operations { queue: queue.clone(), dead_letter };
-    let api = Api { jobs: jobs.clone(), producer: Producer::new(queue) };
-    let downstream = settings.downstream.clone();
-    service.router(
-        axum::Router::new()
-            .route("/jobs", post(start_job::<Q>))
-            .with_state(api)
-            .merge(chassis::jobs::router(jobs))
-            .route("/pricing/quote/{item}", get(move |item| quote(downstream.clone(), item)))
-            .merge(
-                axum::Router::new()
-                    .route("/dead-letters", get(dead_letters::<Q>))
-                    .route("/dead-letters/redrive", post(redrive_dead_letters::<Q>))
-                    .with_state(operations),
-            ),
-    );
-    service.run().await.map_err(|e| e.to_string())
+    Ok(registry)
 }
 
 #[derive(Clone)]

@@ -4,7 +4,7 @@
 //! (moto) and PostgreSQL when those features are built.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    chassis_testkit::free_addr().unwrap()
 }
 
 /// The example binary: `target/<profile>/examples/quickstart`, which
@@ -181,18 +181,6 @@ impl Drop for Quickstart {
     }
 }
 
-/// A child process killed when dropped.
-#[cfg(all(feature = "tasks-sqs", feature = "jobs-postgres"))]
-struct Killed(Child);
-
-#[cfg(all(feature = "tasks-sqs", feature = "jobs-postgres"))]
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn drive(mut quickstart: Quickstart) {
     quickstart.wait_ready().await;
     let (status, readyz) = quickstart.get(quickstart.admin, "/readyz").await;
@@ -291,21 +279,8 @@ async fn quickstart_killed_mid_job_finishes_the_job_after_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_on_sqs_and_postgres() {
     // moto on a free loopback port, killed when the test ends.
-    let port = free_addr().port();
-    let _moto = Killed(
-        Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("moto_server is needed (pip install 'moto[server]'): {e}")),
-    );
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let moto = chassis_testkit::Moto::start().unwrap_or_else(|e| panic!("{e}"));
+    let endpoint = moto.endpoint().to_owned();
     #[allow(clippy::disallowed_methods)] // the test's own switch
     let postgres =
         std::env::var("CHASSIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());

@@ -359,4 +359,100 @@ impl Jobs {
         let retention = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         self.store.purge(now_ms().saturating_sub(retention)).await
     }
+
+    /// Whether the store answers: lists one job. What a readiness check
+    /// calls (chassis-service's `Service::jobs` registers it as `job_store`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let jobs = chassis_jobs::Jobs::new(chassis_jobs::MemoryStore::new());
+    /// assert!(jobs.ping().await.is_ok());
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The store's.
+    pub async fn ping(&self) -> Result<()> {
+        self.list(Filter::default(), None, 1).await.map(|_| ())
+    }
+
+    /// The store's housekeeping, as a long-running component: each minute it
+    /// fails stranded jobs ([`fail_stranded`](Self::fail_stranded) with
+    /// `config.stranded_grace_secs`), and each hour, starting at once, it
+    /// purges finished jobs older than `config.retention_days`
+    /// ([`purge`](Self::purge)). Errors are logged as warnings and tried again
+    /// next round. Returns when `shutdown` fires.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use chassis_jobs::{Config, Jobs, MemoryStore};
+    ///
+    /// let jobs = Jobs::new(MemoryStore::new());
+    /// let shutdown = chassis_tasks::CancellationToken::new();
+    /// let housekeeping = tokio::spawn(jobs.clone().housekeeping(&Config::default(), shutdown.clone()));
+    /// shutdown.cancel();
+    /// housekeeping.await.unwrap();
+    /// # }
+    /// ```
+    pub fn housekeeping(
+        self,
+        config: &crate::Config,
+        shutdown: chassis_tasks::CancellationToken,
+    ) -> impl Future<Output = ()> + Send + use<> {
+        let (grace, retention) = (config.stranded_grace(), config.retention());
+        async move {
+            for minute in 0u64.. {
+                match self.fail_stranded(grace).await {
+                    Ok(n) if n > 0 => tracing::warn!(failed = n, "jobs whose tasks were not all sent failed"),
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "looking for stranded jobs failed"),
+                }
+                if minute % 60 == 0 {
+                    match self.purge(retention).await {
+                        Ok(n) if n > 0 => tracing::info!(purged = n, "old jobs purged"),
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(%error, "purging old jobs failed"),
+                    }
+                }
+                // Ok: the token fired within the minute.
+                if tokio::time::timeout(HOUSEKEEPING_EVERY, shutdown.cancelled()).await.is_ok() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// How often [`Jobs::housekeeping`] looks for stranded jobs.
+const HOUSEKEEPING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{Config, MemoryStore};
+
+    #[tokio::test(start_paused = true)]
+    async fn housekeeping_purges_at_once_and_stops_on_shutdown() {
+        let jobs = Jobs::new(MemoryStore::new());
+        let job = jobs.create(NewJob::new("old", serde_json::json!({}))).await.unwrap();
+        let job = jobs.cancel(job.id).await.unwrap();
+        // A purge with no retention removes jobs finished strictly before now.
+        while now_ms() <= job.finished_ms.unwrap() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let config = Config { retention_days: 0, ..Config::default() };
+        let shutdown = chassis_tasks::CancellationToken::new();
+        let housekeeping = tokio::spawn(jobs.clone().housekeeping(&config, shutdown.clone()));
+        let mut rounds = 0;
+        while jobs.get(job.id).await.is_ok() {
+            assert!(rounds < 1000, "the first round did not purge the finished job");
+            rounds += 1;
+            tokio::task::yield_now().await;
+        }
+        shutdown.cancel();
+        housekeeping.await.unwrap();
+        assert!(jobs.ping().await.is_ok());
+    }
 }

@@ -24,12 +24,16 @@
 //! |---|---|---|
 //! | `boot` | `boot`: load the configuration and start logging in one call | Yes |
 //! | `discovery` | `Service::discovery`: register in a service registry while ready, deregister first on shutdown | No |
+//! | `tasks` | `Service::worker`: a task worker as a component, with its readiness check | No |
+//! | `jobs` | `Service::jobs`: a job store's readiness check and upkeep (stranded jobs, purge) | No |
+//! | `otel` | span export over OTLP/HTTP, installed by `boot` | No |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admin;
 #[cfg(feature = "boot")]
 mod boot;
+mod components;
 mod config;
 mod health;
 pub mod http;
@@ -52,6 +56,12 @@ use tokio_util::sync::CancellationToken;
 #[cfg(feature = "boot")]
 #[cfg_attr(docsrs, doc(cfg(feature = "boot")))]
 pub use boot::{Boot, boot};
+#[cfg(feature = "jobs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jobs")))]
+pub use components::JOB_STORE_CHECK;
+#[cfg(feature = "tasks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tasks")))]
+pub use components::WORKER_CHECK;
 pub use config::Config;
 pub use health::{CheckResult, Health, Phase, Readiness};
 pub use tokio_util::sync::CancellationToken as Shutdown;

@@ -5,61 +5,21 @@
 //! lines by its own request ids.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use chassis_service::{Config, Service, Shutdown};
 use serde_json::{Map, Value};
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::prelude::*;
 
-/// Captures everything the global JSON subscriber writes.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for CaptureWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = CaptureWriter;
-
-    fn make_writer(&'a self) -> CaptureWriter {
-        CaptureWriter(self.0.clone())
-    }
-}
-
-impl Capture {
-    fn lines(&self) -> Vec<Map<String, Value>> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()?.as_object().cloned()).collect()
-    }
-}
-
-fn capture() -> &'static Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
-    CAPTURE.get_or_init(|| {
-        let capture = Capture::default();
-        let config = chassis_log::Config::new("svc", "1.0.0").format(chassis_log::Format::Json);
-        let layer = chassis_log::JsonLayer::new(&config, capture.clone()).unwrap();
-        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer)).unwrap();
-        capture
-    })
+/// The global JSON subscriber's capture (chassis-testkit), at every level.
+fn capture() -> &'static chassis_testkit::logs::Capture {
+    let mut config = chassis_log::Config::new("svc", "1.0.0");
+    config.filter = "trace".into();
+    chassis_testkit::logs::capture(&config)
 }
 
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    chassis_testkit::free_addr().unwrap()
 }
 
 struct Running {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chassis_service::{Config, Service};
 
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    chassis_testkit::free_addr().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

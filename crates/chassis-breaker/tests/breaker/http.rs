@@ -1,54 +1,40 @@
-//! Through reqwest against a real HTTP server on loopback that fails on command:
+//! Through reqwest against a real HTTP server on loopback (chassis-testkit's
+//! FakeUpstream) that fails on command:
 //! trips, rejects without sending, half-opens and recovers.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State as AxumState;
-use axum::http::StatusCode;
-use axum::routing::get;
 use chassis_breaker::{
     BreakerMiddleware, ClassifyWith, Config, ManualClock, Outcome, Registry, Rejected, State, client, path_prefix_key,
 };
+use chassis_testkit::{FakeUpstream, Reply};
 use reqwest_middleware::ClientWithMiddleware;
 
 use crate::support::ms;
 
-#[derive(Default)]
-struct Flaky {
-    failing: AtomicBool,
-    hits: AtomicUsize,
-}
+/// The server (chassis-testkit's `FakeUpstream`): `GET /work` answers 200, or
+/// 500 while failing; `/slow` 200 after 5 s; `/missing` 404. Stops when dropped.
+struct Flaky(FakeUpstream);
 
-async fn work(AxumState(flaky): AxumState<Arc<Flaky>>) -> StatusCode {
-    flaky.hits.fetch_add(1, Ordering::SeqCst);
-    if flaky.failing.load(Ordering::SeqCst) { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
-}
+impl Flaky {
+    fn fail(&self, failing: bool) {
+        self.0.route("GET", "/work", [Reply::status(if failing { 500 } else { 200 })]);
+    }
 
-async fn slow(AxumState(flaky): AxumState<Arc<Flaky>>) -> StatusCode {
-    flaky.hits.fetch_add(1, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    StatusCode::OK
-}
-
-async fn missing() -> StatusCode {
-    StatusCode::NOT_FOUND
+    /// Requests that reached `/work` or `/slow`.
+    fn hits(&self) -> usize {
+        self.0.hits("/work") + self.0.hits("/slow")
+    }
 }
 
 /// Starts the server on a free loopback port; returns its base URL.
-async fn serve() -> (String, Arc<Flaky>) {
-    let flaky = Arc::new(Flaky::default());
-    let app = Router::new()
-        .route("/work", get(work))
-        .route("/slow", get(slow))
-        .route("/missing", get(missing))
-        .with_state(flaky.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), flaky)
+async fn serve() -> (String, Flaky) {
+    let upstream = FakeUpstream::start().await.unwrap();
+    upstream
+        .route("GET", "/work", [Reply::status(200)])
+        .route("GET", "/slow", [Reply::status(200).delay(Duration::from_secs(5))])
+        .route("GET", "/missing", [Reply::status(404)]);
+    (upstream.url(""), Flaky(upstream))
 }
 
 fn registry(clock: &ManualClock) -> Registry {
@@ -72,22 +58,22 @@ async fn trips_rejects_half_opens_and_recovers() {
     let url = format!("{base}/work");
 
     assert_eq!(status(&client, &url).await.unwrap(), 200);
-    flaky.failing.store(true, Ordering::SeqCst);
+    flaky.fail(true);
     for _ in 0..3 {
         assert_eq!(status(&client, &url).await.unwrap(), 500, "5xx is returned and counted");
     }
     let breaker = registry.get(&base).unwrap();
     assert_eq!(breaker.state(), State::Open);
 
-    let hits = flaky.hits.load(Ordering::SeqCst);
+    let hits = flaky.hits();
     let err = status(&client, &url).await.unwrap_err();
     let rejected = Rejected::from_reqwest(&err).expect("a typed rejection");
     assert_eq!(rejected.state(), State::Open);
     assert_eq!(rejected.breaker(), base);
-    assert_eq!(flaky.hits.load(Ordering::SeqCst), hits, "a rejected request is never sent");
+    assert_eq!(flaky.hits(), hits, "a rejected request is never sent");
 
     clock.advance(ms(10_000));
-    flaky.failing.store(false, Ordering::SeqCst);
+    flaky.fail(false);
     assert_eq!(status(&client, &url).await.unwrap(), 200, "the trial request goes through");
     assert_eq!(breaker.state(), State::Closed);
 }
@@ -138,7 +124,7 @@ async fn breakers_are_per_host_or_per_path_prefix() {
     let clock = ManualClock::new();
     let registry = registry(&clock);
     let client = client(registry.clone()).unwrap();
-    flaky_a.failing.store(true, Ordering::SeqCst);
+    flaky_a.fail(true);
     for _ in 0..3 {
         let _ = status(&client, &format!("{a}/work")).await;
     }
@@ -160,7 +146,7 @@ async fn the_client_records_request_durations_by_server_and_status() {
     let recorder = metrics_util::debugging::DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
-    let (base, _) = serve().await;
+    let (base, _upstream) = serve().await;
     let client = client(Registry::new(Config::default()).unwrap()).unwrap();
     assert_eq!(client.get(format!("{base}/work")).send().await.unwrap().status(), 200);
     assert_eq!(client.get(format!("{base}/missing")).send().await.unwrap().status(), 404);

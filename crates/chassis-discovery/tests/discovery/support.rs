@@ -51,85 +51,31 @@ pub(crate) async fn dead_addr() -> SocketAddr {
 
 /// A free loopback port (bound, read, released).
 pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    chassis_testkit::free_addr().unwrap().port()
 }
 
 /// A real etcd on free loopback ports with a temporary data dir, started by
-/// the test and killed when dropped.
+/// the test and killed when dropped (chassis-testkit's fixture).
 #[cfg(feature = "etcd")]
-pub(crate) struct Etcd {
-    child: Option<std::process::Child>,
-    dir: tempfile::TempDir,
-    client_port: u16,
-    peer_port: u16,
-}
+pub(crate) struct Etcd(chassis_testkit::Etcd);
 
 #[cfg(feature = "etcd")]
 impl Etcd {
     pub(crate) async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut etcd = Self { child: None, dir, client_port: free_port(), peer_port: free_port() };
-        etcd.restart().await;
-        etcd
+        Self(chassis_testkit::Etcd::start().await.unwrap_or_else(|e| panic!("{e}")))
     }
 
     pub(crate) fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        self.0.endpoint()
     }
 
     /// Kills etcd (SIGKILL) and waits for it to exit.
     pub(crate) fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.0.stop();
     }
 
     /// Starts etcd (again, on the same ports and data) and waits until it answers.
     pub(crate) async fn restart(&mut self) {
-        self.stop();
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
-        let log = std::fs::File::create(self.dir.path().join("etcd.log")).unwrap();
-        let spawned = std::process::Command::new("etcd")
-            .arg("--data-dir")
-            .arg(self.dir.path().join("data"))
-            .args([
-                "--name",
-                "test",
-                "--listen-client-urls",
-                &self.endpoint(),
-                "--advertise-client-urls",
-                &self.endpoint(),
-            ])
-            .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &format!("test={peer}"), "--log-level", "warn"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn();
-        match spawned {
-            Ok(child) => self.child = Some(child),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "`etcd` is not installed: these tests start a real etcd. Install Debian's etcd-server \
-                 (apt-get install -y etcd-server) or put etcd v3.4+ on PATH; scripts/test installs it"
-            ),
-            Err(e) => panic!("cannot start etcd: {e}"),
-        }
-        let http = reqwest::Client::new();
-        for _ in 0..200 {
-            let health = http.get(format!("{}/health", self.endpoint())).send().await;
-            if health.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let log = std::fs::read_to_string(self.dir.path().join("etcd.log")).unwrap_or_default();
-        panic!("etcd did not become healthy within 10 s; its log:\n{log}");
-    }
-}
-
-#[cfg(feature = "etcd")]
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        self.stop();
+        self.0.restart().await.unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -3,7 +3,7 @@
 //! route through the breaker client. Each test installs its own exporter as
 //! the global subscriber, runs [`run`] and reads the spans back as [`Seen`].
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use chassis_service::{Config, Service};
@@ -23,7 +23,7 @@ pub(crate) struct Seen {
 }
 
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    chassis_testkit::free_addr().unwrap()
 }
 
 /// Runs the scenario, then calls `exported` (after `flush`) until it holds the

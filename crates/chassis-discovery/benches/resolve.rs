@@ -14,7 +14,7 @@
 //! `loopback/*`: a real GET to an axum server on loopback with plain reqwest
 //! (no middleware) and with `chassis_discovery::client` (discovery, then the
 //! breaker), for scale.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -91,6 +91,7 @@ fn in_process(c: &mut Criterion) {
     // `RESOLVE_COUNT=<variant>:<n>`: only send n requests of one variant on one
     // thread and exit, for `perf stat -e task-clock`: the CPU time per request,
     // which a shared machine's load moves less than wall time (BENCHMARKS.md).
+    #[allow(clippy::disallowed_methods)] // a bench switch, not a setting
     if let Ok(spec) = std::env::var("RESOLVE_COUNT") {
         let (variant, n) = spec.split_once(':').expect("RESOLVE_COUNT=<variant>:<n>");
         let n: u64 = n.parse().expect("a count");

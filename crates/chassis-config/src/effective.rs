@@ -7,6 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::merged::Merged;
+use crate::node::Node;
 use crate::secret::REDACTED;
 use crate::source::Source;
 
@@ -65,25 +66,36 @@ pub(crate) fn is_secret(key: &str, secrets: &BTreeSet<String>) -> bool {
     below_secret || SECRET_WORDS.iter().any(|w| last.contains(w))
 }
 
-pub(crate) fn build(config: &Merged, typed: Option<&serde_json::Value>) -> Effective {
+pub(crate) fn build<'c>(config: &'c Merged, typed: Option<&serde_json::Value>) -> Effective {
     let secrets = config.secrets();
-    let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
-    for layer in config.layers() {
-        layer.walk_leaves(&mut Vec::new(), &mut |path, node| {
-            let key = path.join(".");
-            let value = if is_secret(&key, &secrets) { REDACTED.to_owned() } else { node.render() };
-            let source = node.source().map_or(Source::Default, |s| config.sources().get(s).clone());
-            match entries.get_mut(&key) {
-                Some(entry) => {
-                    let old_value = std::mem::replace(&mut entry.value, value);
-                    let old_source = std::mem::replace(&mut entry.source, source);
-                    entry.overrode.insert(0, Overridden { value: old_value, source: old_source });
-                }
-                None => {
-                    entries.insert(key.clone(), Entry { key, value, source, overrode: Vec::new() });
-                }
-            }
+    // Every layer's values: those the tree kept and those later layers
+    // replaced, in the order the layers came (within a layer, in key order).
+    let mut leaves: Vec<(String, usize, Vec<String>, &'c Node)> = Vec::new();
+    let mut collect = |mut prefix: Vec<String>, node: &'c Node| {
+        node.walk_leaves(&mut prefix, &mut |path, leaf| {
+            let layer = leaf.source().map_or(0, |s| config.layer_of(s));
+            leaves.push((path.join("."), layer, path.to_vec(), leaf));
         });
+    };
+    collect(Vec::new(), &config.tree);
+    for (path, node) in &config.replaced {
+        collect(path.clone(), node);
+    }
+    leaves.sort_by(|a, b| (&a.0, a.1, &a.2).cmp(&(&b.0, b.1, &b.2)));
+    let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
+    for (key, _, _, node) in leaves {
+        let value = if is_secret(&key, &secrets) { REDACTED.to_owned() } else { node.render() };
+        let source = node.source().map_or(Source::Default, |s| config.sources().get(s).clone());
+        match entries.get_mut(&key) {
+            Some(entry) => {
+                let old_value = std::mem::replace(&mut entry.value, value);
+                let old_source = std::mem::replace(&mut entry.source, source);
+                entry.overrode.insert(0, Overridden { value: old_value, source: old_source });
+            }
+            None => {
+                entries.insert(key.clone(), Entry { key, value, source, overrode: Vec::new() });
+            }
+        }
     }
     if let Some(typed) = typed {
         let mut path = Vec::new();

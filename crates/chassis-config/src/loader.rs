@@ -307,7 +307,7 @@ impl Loader {
                 }),
             }
         }
-        layers.push(defaults);
+        layers.push((defaults, sources.next_id()));
 
         // 2. base files, 3. profile file
         let mut files: Vec<(PathBuf, bool)> = Vec::new();
@@ -345,7 +345,7 @@ impl Loader {
             match files::read(&path, sources.next_id()) {
                 Ok(Some(table)) => {
                     sources.add(Source::File { path: path.clone() });
-                    layers.push(Node::Table(table));
+                    layers.push((Node::Table(table), sources.next_id()));
                 }
                 Ok(None) if !required => {}
                 Ok(None) => problems.push(Problem {
@@ -364,7 +364,8 @@ impl Loader {
         }
 
         // 4. environment
-        layers.push(env::layer(&self.prefix, &vars, &aliases, &mut sources, &mut problems, &mut warnings));
+        let environment = env::layer(&self.prefix, &vars, &aliases, &mut sources, &mut problems, &mut warnings);
+        layers.push((environment, sources.next_id()));
 
         // 5. overrides
         let mut overrides = Node::table();
@@ -385,7 +386,7 @@ impl Loader {
             };
             overrides.insert(&path, Node::from_json(value.clone(), over));
         }
-        layers.push(overrides);
+        layers.push((overrides, sources.next_id()));
         let merged = Merged::new(self.prefix, profile, sources, layers, self.requirements, warnings);
         (merged, problems)
     }

@@ -11,14 +11,21 @@ use crate::effective::{self, Effective};
 use crate::error::{Error, Problem, Result, Warning, source_problem};
 use crate::node::{Node, key_segs, split_key};
 use crate::require::Require;
-use crate::source::Sources;
+use crate::source::{SourceId, Sources};
 
 /// The merged configuration: every source, in precedence order.
 pub struct Merged {
     pub(crate) prefix: String,
     pub(crate) profile: Option<String>,
     pub(crate) sources: Sources,
-    pub(crate) layers: Vec<Node>,
+    /// The number of layers merged.
+    pub(crate) layers: usize,
+    /// For each layer, in order, the first [`SourceId`] after its own: which
+    /// layer a value came from, for the [`Effective`] dump.
+    pub(crate) layer_ends: Vec<SourceId>,
+    /// Every node a later layer replaced, at its path, for the dump's
+    /// "overrode" column: with the tree, they are all the layers' values.
+    pub(crate) replaced: Vec<(Vec<String>, Node)>,
     /// The layers merged: what an extraction reads.
     pub(crate) tree: Node,
     pub(crate) requirements: Vec<Require>,
@@ -33,26 +40,45 @@ impl fmt::Debug for Merged {
         f.debug_struct("Merged")
             .field("prefix", &self.prefix)
             .field("profile", &self.profile)
-            .field("layers", &self.layers.len())
+            .field("layers", &self.layers)
             .finish_non_exhaustive()
     }
 }
 
 impl Merged {
-    /// Merges the layers, lowest precedence first.
+    /// Merges the layers, lowest precedence first; each comes with the first
+    /// source id after its own.
+    ///
+    /// The layers are moved into the tree, not copied: what a later layer
+    /// replaces is kept aside in `replaced`, which is all the dump needs.
     pub(crate) fn new(
         prefix: String,
         profile: Option<String>,
         sources: Sources,
-        layers: Vec<Node>,
+        layers: Vec<(Node, SourceId)>,
         requirements: Vec<Require>,
         warnings: Vec<Warning>,
     ) -> Self {
         let mut tree = Node::table();
-        for layer in &layers {
-            tree.merge(layer.clone());
+        let mut replaced = Vec::new();
+        let count = layers.len();
+        let mut layer_ends = Vec::with_capacity(count);
+        for (layer, end) in layers {
+            tree.merge_keeping(layer, &mut Vec::new(), &mut replaced);
+            layer_ends.push(end);
         }
-        Self { prefix, profile, sources, layers, tree, requirements, secrets: Mutex::new(BTreeSet::new()), warnings }
+        Self {
+            prefix,
+            profile,
+            sources,
+            layers: count,
+            layer_ends,
+            replaced,
+            tree,
+            requirements,
+            secrets: Mutex::new(BTreeSet::new()),
+            warnings,
+        }
     }
 
     /// The environment-variable prefix, without the trailing `_`.
@@ -106,8 +132,9 @@ impl Merged {
         effective::build(self, None)
     }
 
-    pub(crate) fn layers(&self) -> &[Node] {
-        &self.layers
+    /// The index of the layer a source belongs to.
+    pub(crate) fn layer_of(&self, source: SourceId) -> usize {
+        self.layer_ends.partition_point(|end| end.0 <= source.0)
     }
 
     pub(crate) fn sources(&self) -> &Sources {

@@ -64,6 +64,34 @@ impl Node {
         }
     }
 
+    /// Merges `other` over `self` as [`merge`](Self::merge) does, and hands
+    /// each node it replaces to `replaced`, with its path (`path` is where
+    /// `self` is).
+    pub(crate) fn merge_keeping(
+        &mut self,
+        other: Node,
+        path: &mut Vec<String>,
+        replaced: &mut Vec<(Vec<String>, Node)>,
+    ) {
+        match (self, other) {
+            (Self::Table(mine), Self::Table(theirs)) => {
+                for (key, value) in theirs {
+                    match mine.get_mut(&key) {
+                        Some(existing) => {
+                            path.push(key);
+                            existing.merge_keeping(value, path, replaced);
+                            path.pop();
+                        }
+                        None => {
+                            mine.insert(key, value);
+                        }
+                    }
+                }
+            }
+            (this, other) => replaced.push((path.clone(), std::mem::replace(this, other))),
+        }
+    }
+
     /// Inserts `value` at `path` (all segments are keys), creating tables on the way
     /// and replacing any non-table in the way.
     pub(crate) fn insert(&mut self, path: &[String], value: Node) {

@@ -68,3 +68,23 @@ fn every_key_names_its_source_and_what_it_overrode() {
             && lines[1].contains("15 (file")
     );
 }
+
+/// The dump shows every layer's values, also under a table that a later layer
+/// replaced with a plain value, and a value a later layer replaced with a table.
+#[test]
+fn values_under_a_replaced_table_are_still_shown() {
+    let merged = Loader::new("APP")
+        .no_dir()
+        .env([("APP_DB__URL", "a"), ("APP_NAME", "n")])
+        .set("db", "x")
+        .set("name", serde_json::json!({"first": "f"}))
+        .load()
+        .unwrap();
+    let effective = merged.effective();
+    let shown = |key: &str| effective.get(key).map(|e| (e.value.clone(), e.source.clone(), e.overrode.len()));
+    let env = |var: &str| Source::Env { var: var.into() };
+    assert_eq!(shown("db"), Some(("\"x\"".into(), Source::Override, 0)));
+    assert_eq!(shown("db.url"), Some(("\"a\"".into(), env("APP_DB__URL"), 0)));
+    assert_eq!(shown("name"), Some(("\"n\"".into(), env("APP_NAME"), 0)));
+    assert_eq!(shown("name.first"), Some(("\"f\"".into(), Source::Override, 0)));
+}

@@ -378,3 +378,46 @@ async fn quickstart_exports_one_trace_per_job_over_otlp() {
         assert_eq!(hex(&call.trace_id), hex(&start.trace_id), "one trace");
     }
 }
+
+/// Issue 13: with `APP_DISCOVERY__BACKEND=etcd` the quickstart registers itself
+/// in a real etcd once ready (its API address, version and admin URL), and on
+/// SIGTERM deregisters before it stops.
+#[cfg(feature = "discovery-etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_registers_in_etcd_while_ready_and_deregisters_on_sigterm() {
+    use chassis::discovery::{Backend, Config};
+
+    let etcd = chassis_testkit::Etcd::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let env = [
+        ("APP_DISCOVERY__BACKEND", "etcd".to_owned()),
+        ("APP_DISCOVERY__ETCD__ENDPOINTS", format!("[\"{}\"]", etcd.endpoint())),
+        ("APP_DISCOVERY__TTL_SECS", "5".to_owned()),
+    ];
+    let mut quickstart = Quickstart::start(&env);
+    quickstart.wait_ready().await;
+
+    let mut config = Config::default();
+    config.backend = Backend::Etcd;
+    config.etcd.endpoints = vec![etcd.endpoint()];
+    let registry = chassis::discovery::from_config(&config).unwrap().expect("the etcd backend");
+    let mut registered = Vec::new();
+    for _ in 0..100 {
+        registered = registry.resolve("quickstart").await.unwrap();
+        if !registered.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(registered.len(), 1, "registered once ready: {registered:?}");
+    let instance = &registered[0];
+    assert_eq!(instance.addr, quickstart.api.to_string());
+    assert_eq!(instance.metadata["admin"], format!("http://{}", quickstart.admin));
+    assert_eq!(instance.metadata["version"], env!("CARGO_PKG_VERSION"));
+    let (_, info) = quickstart.get(quickstart.admin, "/info").await;
+    assert!(info.contains(&instance.id), "/info shows the registration: {info}");
+
+    let (status, logs) = quickstart.terminate();
+    assert!(status.success(), "exit status {status:?}:\n{logs}");
+    // Deregistered at SIGTERM, well before its 5 s lease could lapse.
+    assert!(registry.resolve("quickstart").await.unwrap().is_empty(), "deregistered on SIGTERM");
+}

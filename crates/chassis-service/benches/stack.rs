@@ -116,6 +116,17 @@ fn bench(c: &mut Criterion) {
         });
     };
     let (bare_router, stacked_router) = (app(), stacked());
+    // `STACK_COUNT=<bare|stack>:<n>`: only n in-process requests, then exit,
+    // for an instruction count with valgrind's callgrind (BENCHMARKS.md).
+    #[allow(clippy::disallowed_methods)] // a bench switch, not a setting
+    if let Ok(spec) = std::env::var("STACK_COUNT") {
+        let (variant, n) = spec.split_once(':').expect("STACK_COUNT=<bare|stack>:<n>");
+        let router = if variant == "bare" { &bare_router } else { &stacked_router };
+        for _ in 0..n.parse::<u64>().expect("a count") {
+            oneshot(router);
+        }
+        std::process::exit(0);
+    }
     let mut group = c.benchmark_group("request in process");
     group.bench_function("bare axum router", |b| b.iter(|| oneshot(&bare_router)));
     group.bench_function("with the chassis stack", |b| b.iter(|| oneshot(&stacked_router)));

@@ -178,7 +178,7 @@ fn the_dockerfile_builds_in_stages_and_runs_as_a_non_root_user() {
         assert!(manifests < first_build && first_build < sources);
         assert!(!runtime[0].1.contains("rust:"), "no toolchain in the runtime image");
         assert!(runtime.iter().any(|(i, a)| *i == "COPY" && a.starts_with("--from=build ")));
-        let user = runtime.iter().filter(|(i, _)| *i == "USER").next_back().unwrap().1;
+        let user = runtime.iter().rfind(|(i, _)| *i == "USER").unwrap().1;
         assert!(user != "root" && user != "0", "{user}");
         let user_at = runtime.iter().position(|(i, _)| *i == "USER").unwrap();
         assert!(runtime[user_at..].iter().all(|(i, _)| *i != "RUN"), "nothing runs as root after USER");

@@ -1,7 +1,6 @@
 //! The client side: balancing, retries, breakers, registry outages.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chassis_discovery::{
@@ -141,7 +140,7 @@ async fn idempotent_requests_whose_connection_breaks_are_retried_on_another_inst
 #[tokio::test]
 async fn an_instance_answering_500_opens_its_breaker_and_gets_no_more_traffic() {
     let ups = upstreams(3, Duration::ZERO).await;
-    ups[1].failing.store(true, Ordering::SeqCst);
+    ups[1].fail();
     let (_, client) = client_over(Arc::new(StaticRegistry::new([("inventory", addrs(&ups))])), ClientConfig::default());
     let mut server_errors = 0;
     for _ in 0..300 {

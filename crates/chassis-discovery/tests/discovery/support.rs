@@ -1,45 +1,41 @@
-//! Shared fixtures: small axum instances that count their hits.
+//! Shared fixtures: HTTP instances that count their hits, etcd, free ports.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use chassis_testkit::{FakeUpstream, Reply};
 
-/// An HTTP instance on a free loopback port: `GET|POST /hit` answers its name
-/// (or 500 once `failing` is set) after `delay`.
+/// An HTTP instance on a free loopback port (chassis-testkit's
+/// `FakeUpstream`): `GET|POST /hit` answers its name (or 500 once failing)
+/// after `delay`. Stops when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
-    pub(crate) hits: Arc<AtomicUsize>,
-    pub(crate) failing: Arc<AtomicBool>,
+    name: String,
+    delay: Duration,
+    server: Arc<FakeUpstream>,
 }
 
 impl Upstream {
     pub(crate) async fn start(name: &str, delay: Duration) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let failing = Arc::new(AtomicBool::new(false));
-        let (h, f, n) = (hits.clone(), failing.clone(), name.to_owned());
-        let handler = move || {
-            let (h, f, n) = (h.clone(), f.clone(), n.clone());
-            async move {
-                h.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(delay).await;
-                if f.load(Ordering::SeqCst) { (StatusCode::INTERNAL_SERVER_ERROR, n) } else { (StatusCode::OK, n) }
-            }
-        };
-        let app = axum::Router::new().route("/hit", axum::routing::get(handler.clone()).post(handler));
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        Self { addr, hits, failing }
+        let server = Arc::new(FakeUpstream::start().await.unwrap());
+        let up = Self { addr: server.addr(), name: name.to_owned(), delay, server };
+        up.answer(200);
+        up
+    }
+
+    fn answer(&self, status: u16) {
+        self.server.route("*", "/hit", [Reply::status(status).body(self.name.clone()).delay(self.delay)]);
+    }
+
+    /// From now on, answers 500.
+    pub(crate) fn fail(&self) {
+        self.answer(500);
     }
 
     pub(crate) fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
+        self.server.hits("/hit")
     }
 }
 

@@ -47,3 +47,26 @@ async fn run_until_idle_empties_the_queue_and_a_goal_not_reached_times_out() {
     let late = run_until_finished(worker, &tally, 1, Duration::from_secs(5)).await;
     assert!(matches!(late, Err(chassis_testkit::Error::Timeout { secs: 5 })), "{late:?}");
 }
+
+#[tokio::test]
+async fn a_sqlite_queue_shows_what_waits_and_what_was_dead_lettered() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = chassis_tasks::SqliteQueue::open(dir.path().join("tasks.db"), "kit-sqlite").await.unwrap();
+    let producer = Producer::new(queue.clone());
+    producer.send(producer.task("ok", &1u32)).await.unwrap();
+    producer.send(producer.task("bad", &2u32)).await.unwrap();
+    let waiting = pending(&queue, 10).await.unwrap();
+    let mut names: Vec<&str> = waiting.iter().map(|m| m.attributes["task_name"].as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["bad", "ok"]);
+    assert_eq!(pending(&queue, 10).await.unwrap().len(), 2, "looking leaves them there");
+    let mut config = Config::new("kit-sqlite");
+    config.dead_letter_queue = Some("kit-sqlite-dead".into());
+    config.wait_time_secs = 0;
+    let worker = Worker::new(queue.clone(), registry(), config).unwrap();
+    let report = run_until_idle(worker, &queue, Duration::from_secs(60)).await.unwrap();
+    assert_eq!((report.succeeded, report.dead_lettered), (1, 1));
+    let dead = dead_letters(&queue, "kit-sqlite-dead", 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].attributes["task_name"], "bad");
+}

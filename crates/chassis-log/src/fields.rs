@@ -43,6 +43,19 @@ impl Trace {
         Some(Self { trace_id: Some(lowercase(trace)), span_id: Some(lowercase(span)), sampled: Some(flags & 1 == 1) })
     }
 
+    /// Takes what `recorded` has (a later `record` of trace fields).
+    pub(crate) fn overlay(&mut self, recorded: Self) {
+        if recorded.trace_id.is_some() {
+            self.trace_id = recorded.trace_id;
+        }
+        if recorded.span_id.is_some() {
+            self.span_id = recorded.span_id;
+        }
+        if recorded.sampled.is_some() {
+            self.sampled = recorded.sampled;
+        }
+    }
+
     /// Fills what `self` lacks from `outer` (sharing its ids, not copying them).
     pub(crate) fn inherit(&mut self, outer: &Self) {
         if self.trace_id.is_none() {
@@ -71,7 +84,11 @@ pub(crate) struct SpanVisitor {
 
 impl SpanVisitor {
     fn put(&mut self, field: &TracingField, value: String) {
-        let name = field.name();
+        self.put_named(field.name(), value);
+    }
+
+    /// Sets `name` (a later value replaces an earlier one).
+    pub(crate) fn put_named(&mut self, name: &'static str, value: String) {
         match self.fields.iter_mut().find(|f| f.name == name) {
             Some(existing) => existing.value = value,
             None => self.fields.push(Field { name, value }),

@@ -162,9 +162,13 @@ impl<W> JsonLayer<W> {
         let reserved = Reserved(&self.reserved);
         // `,"name":value` each, and room for a `field.` prefix or an escape.
         fragment.reserve(fields.iter().map(|f| f.name.len() + f.value.len() + 12).sum());
-        for field in &fields {
+        let mut own_end = 0;
+        for (i, field) in fields.iter().enumerate() {
             write_key(&mut fragment, field.name, &reserved, None);
             fragment.push_str(&field.value);
+            if i + 1 == own_len {
+                own_end = fragment.len();
+            }
         }
         if self.gcp {
             for name in ["job_id", "job_name"] {
@@ -179,26 +183,68 @@ impl<W> JsonLayer<W> {
                     }
                 }
             }
-            if let (Some(project), Some(trace_id)) = (&self.project, &trace.trace_id) {
-                gcp_trace.push_str(",\"");
-                gcp_trace.push_str(GCP_PREFIX);
-                gcp_trace.push_str("trace\":");
-                encode::display(&mut gcp_trace, &format_args!("projects/{project}/traces/{trace_id}"));
-                if let Some(span_id) = &trace.span_id {
-                    gcp_trace.push_str(",\"");
-                    gcp_trace.push_str(GCP_PREFIX);
-                    gcp_trace.push_str("spanId\":");
-                    encode::string(&mut gcp_trace, span_id);
-                }
-                if let Some(sampled) = trace.sampled {
-                    gcp_trace.push_str(",\"");
-                    gcp_trace.push_str(GCP_PREFIX);
-                    gcp_trace.push_str("trace_sampled\":");
-                    gcp_trace.push_str(if sampled { "true" } else { "false" });
-                }
+            self.gcp_trace(&mut gcp_trace, &trace);
+        }
+        SpanContext { own: own_len, own_end, own_trace, fields, trace, fragment, gcp_labels, gcp_trace }
+    }
+
+    /// `gcp`: Cloud Logging's trace keys for `trace`, when a project and a
+    /// trace id are known.
+    fn gcp_trace(&self, buf: &mut String, trace: &Trace) {
+        let (Some(project), Some(trace_id)) = (&self.project, &trace.trace_id) else { return };
+        buf.push_str(",\"");
+        buf.push_str(GCP_PREFIX);
+        buf.push_str("trace\":");
+        encode::display(buf, &format_args!("projects/{project}/traces/{trace_id}"));
+        if let Some(span_id) = &trace.span_id {
+            buf.push_str(",\"");
+            buf.push_str(GCP_PREFIX);
+            buf.push_str("spanId\":");
+            encode::string(buf, span_id);
+        }
+        if let Some(sampled) = trace.sampled {
+            buf.push_str(",\"");
+            buf.push_str(GCP_PREFIX);
+            buf.push_str("trace_sampled\":");
+            buf.push_str(if sampled { "true" } else { "false" });
+        }
+    }
+
+    /// A `record` of fields the span did not have yet (declared `Empty`),
+    /// none of them shadowing an inherited one nor a Cloud Logging label:
+    /// their `,"k":v` go in after the span's own fields, and nothing else is
+    /// rendered again. `false` (nothing changed) when that does not apply.
+    fn append(&self, context: &mut SpanContext, fresh: &mut SpanVisitor, parent: Option<&SpanContext>) -> bool {
+        let new = |f: &Field| !context.fields.iter().any(|e| e.name == f.name);
+        let label = |f: &Field| self.gcp && matches!(f.name, "job_id" | "job_name");
+        if !fresh.fields.iter().all(|f| new(f) && !label(f)) {
+            return false;
+        }
+        let reserved = Reserved(&self.reserved);
+        let mut rendered = String::with_capacity(fresh.fields.iter().map(|f| f.name.len() + f.value.len() + 12).sum());
+        for field in &fresh.fields {
+            write_key(&mut rendered, field.name, &reserved, None);
+            rendered.push_str(&field.value);
+        }
+        context.fragment.insert_str(context.own_end, &rendered);
+        context.own_end += rendered.len();
+        let at = context.own;
+        context.own += fresh.fields.len();
+        context.fields.splice(at..at, fresh.fields.drain(..));
+        if fresh.trace != Trace::default() {
+            context.own_trace.overlay(std::mem::take(&mut fresh.trace));
+            context.trace = context.own_trace.clone();
+            if let Some(parent) = parent {
+                context.trace.inherit(&parent.trace);
+            }
+            if self.gcp {
+                context.gcp_trace.clear();
+                let mut gcp_trace = std::mem::take(&mut context.gcp_trace);
+                self.gcp_trace(&mut gcp_trace, &context.trace);
+                context.gcp_trace = gcp_trace;
             }
         }
-        SpanContext { own: own_len, own_trace, fields, trace, fragment, gcp_labels, gcp_trace }
+        true
     }
 
     /// Renders a span's fields over its parent's and keeps them on the span.
@@ -419,6 +465,8 @@ struct SpanContext {
     /// How many of `fields` are the span's own (the first ones), kept with
     /// its own trace to render again on `record`.
     own: usize,
+    /// Where the own fields end in `fragment` (a byte offset).
+    own_end: usize,
     own_trace: Trace,
     /// Own fields, then inherited ones not shadowed.
     fields: Vec<Field>,
@@ -490,17 +538,25 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        // Rendered again in place: the span's buffers are refilled, not reallocated.
         let parent = span.parent();
         let parent_ext = parent.as_ref().map(|p| p.extensions());
         let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
         let mut ext = span.extensions_mut();
         let Some(context) = ext.get_mut::<SpanContext>() else { return };
+        let mut fresh = SpanVisitor::default();
+        values.record(&mut fresh);
+        if self.append(context, &mut fresh, parent_ctx) {
+            return;
+        }
+        // Rendered again in place: the span's buffers are refilled, not reallocated.
         let mut old = std::mem::take(context);
         let mut own = std::mem::take(&mut old.fields);
         own.truncate(old.own);
         let mut visitor = SpanVisitor { fields: own, trace: std::mem::take(&mut old.own_trace) };
-        values.record(&mut visitor);
+        for field in fresh.fields {
+            visitor.put_named(field.name, field.value);
+        }
+        visitor.trace.overlay(fresh.trace);
         *context = self.span_context(parent_ctx, visitor.fields, visitor.trace, Some(old));
     }
 

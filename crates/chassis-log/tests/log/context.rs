@@ -133,3 +133,88 @@ fn user_fields_named_like_format_keys_do_not_clobber_them() {
     assert_eq!(line["field.level"], "x");
     assert_eq!(line["field.timestamp"], 5);
 }
+
+/// A field recorded after the span was created reads exactly as if it had been
+/// given at creation: same keys, same order, same trace keys — whether the
+/// record only adds fields (appended after the span's own) or changes one
+/// (the span rendered again).
+#[test]
+fn a_later_record_renders_the_same_line_as_fields_given_at_creation() {
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut gcp = config(Format::Gcp);
+    gcp.gcp_project = Some("acme".into());
+    for config in [config(Format::Json), gcp] {
+        let raw = |f: &dyn Fn()| {
+            let (subscriber, capture) = subscriber(&config);
+            tracing::subscriber::with_default(subscriber, f);
+            capture.text()
+        };
+        let upfront = raw(&|| {
+            let outer = tracing::info_span!("request", job_id = "j-1", table = "outer", attempt = 1);
+            let _o = outer.enter();
+            let span = tracing::info_span!(
+                "task",
+                table = "t",
+                attempt = 2,
+                rows = 7,
+                traceparent = PARENT,
+                job_name = "n",
+                job_id = "j-2",
+            );
+            let _entered = span.enter();
+            tracing::info!("done");
+        });
+        let recorded = raw(&|| {
+            let outer =
+                tracing::info_span!("request", job_id = "j-1", table = "outer", attempt = tracing::field::Empty);
+            let _o = outer.enter();
+            let span = tracing::info_span!(
+                "task",
+                table = "t",
+                attempt = tracing::field::Empty,
+                rows = tracing::field::Empty,
+                traceparent = tracing::field::Empty,
+                job_name = tracing::field::Empty,
+                job_id = tracing::field::Empty,
+            );
+            outer.record("attempt", 1);
+            // New fields, one shadowing an inherited one, a trace, a Cloud Logging label.
+            span.record("attempt", 2);
+            span.record("rows", 6);
+            span.record("rows", 7); // a change: rendered again
+            span.record("traceparent", PARENT);
+            span.record("job_name", "n");
+            span.record("job_id", "j-2"); // shadows the inherited one: rendered again
+            let _entered = span.enter();
+            tracing::info!("done");
+        });
+        assert_eq!(recorded, upfront, "{:?}", config.format);
+
+        // Only new fields recorded (each appended after the span's own fields,
+        // before the inherited ones), the trace and a label among them.
+        let upfront = raw(&|| {
+            let outer = tracing::info_span!("request", job_id = "j-1", table = "outer");
+            let _o = outer.enter();
+            let span = tracing::info_span!("task", table = "t", rows = 7, traceparent = PARENT, job_name = "n");
+            let _entered = span.enter();
+            tracing::info!("done");
+        });
+        let recorded = raw(&|| {
+            let outer = tracing::info_span!("request", job_id = "j-1", table = "outer");
+            let _o = outer.enter();
+            let span = tracing::info_span!(
+                "task",
+                table = "t",
+                rows = tracing::field::Empty,
+                traceparent = tracing::field::Empty,
+                job_name = tracing::field::Empty,
+            );
+            span.record("rows", 7);
+            span.record("traceparent", PARENT);
+            span.record("job_name", "n");
+            let _entered = span.enter();
+            tracing::info!("done");
+        });
+        assert_eq!(recorded, upfront, "{:?}, appended", config.format);
+    }
+}

@@ -221,13 +221,19 @@ impl<W> JsonLayer<W> {
             return false;
         }
         let reserved = Reserved(&self.reserved);
-        let mut rendered = String::with_capacity(fresh.fields.iter().map(|f| f.name.len() + f.value.len() + 12).sum());
-        for field in &fresh.fields {
-            write_key(&mut rendered, field.name, &reserved, None);
-            rendered.push_str(&field.value);
+        let mut insert = |rendered: &mut String| {
+            rendered.clear();
+            for field in &fresh.fields {
+                write_key(rendered, field.name, &reserved, None);
+                rendered.push_str(&field.value);
+            }
+            context.fragment.insert_str(context.own_end, rendered);
+            context.own_end += rendered.len();
+        };
+        let reused = RECORDED.try_with(|buf| buf.try_borrow_mut().map(|mut buf| insert(&mut buf)).is_ok());
+        if reused != Ok(true) {
+            insert(&mut String::new());
         }
-        context.fragment.insert_str(context.own_end, &rendered);
-        context.own_end += rendered.len();
         let at = context.own;
         context.own += fresh.fields.len();
         context.fields.splice(at..at, fresh.fields.drain(..));
@@ -522,6 +528,8 @@ fn callsite_part(
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// Recorded fields rendered before they go into a span's fragment (reused).
+    static RECORDED: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 impl<S, W> Layer<S> for JsonLayer<W>

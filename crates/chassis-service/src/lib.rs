@@ -23,6 +23,7 @@
 //! | Name | Description | Default? |
 //! |---|---|---|
 //! | `boot` | `boot`: load the configuration and start logging in one call | Yes |
+//! | `process-metrics` | `process_cpu_seconds_total`, `process_resident_memory_bytes`, open fds, threads and start time on `/metrics` (metrics-process) | Yes |
 //! | `discovery` | `Service::discovery`: register in a service registry while ready, deregister first on shutdown | No |
 //! | `tasks` | `Service::worker`: a task worker as a component, with its readiness check | No |
 //! | `jobs` | `Service::jobs`: a job store's readiness check and upkeep (stranded jobs, purge) | No |

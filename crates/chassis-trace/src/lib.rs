@@ -9,6 +9,12 @@
 //! carries a context records it in its `traceparent` field too, which is what
 //! chassis-log reads to fill `logging.googleapis.com/trace` and `spanId`.
 //!
+//! ## Features
+//!
+//! | Name | Description | Default? |
+//! |---|---|---|
+//! | `otel` | the span ids OpenTelemetry gives the spans (tracing-opentelemetry), so that what is logged, sent on and exported are one trace | No |
+//!
 //! ```
 //! use chassis_trace::TraceContext;
 //! use tracing_subscriber::prelude::*;

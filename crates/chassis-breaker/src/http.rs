@@ -55,10 +55,7 @@ pub struct HttpClassifier;
 impl HttpClassifier {
     /// The default classification of a status code.
     pub fn status(status: http::StatusCode) -> Outcome {
-        let failing = status.is_server_error()
-            || status == http::StatusCode::REQUEST_TIMEOUT
-            || status == http::StatusCode::TOO_MANY_REQUESTS;
-        if failing { Outcome::Failure } else { Outcome::Success }
+        crate::permit::status_outcome(status)
     }
 }
 

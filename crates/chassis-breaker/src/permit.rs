@@ -149,3 +149,15 @@ impl<B: AsRef<Breaker>> Drop for Permit<B> {
         }
     }
 }
+
+/// The one rule for HTTP responses, shared by the reqwest and tower
+/// integrations: 5xx, 408 (Request Timeout) and 429 (Too Many Requests) count
+/// as failures — the server is unwell or shedding load; any other status,
+/// other 4xx included, as a success (the server answered sanely).
+#[cfg(any(feature = "reqwest", feature = "tower"))]
+pub(crate) fn status_outcome(status: http::StatusCode) -> Outcome {
+    let failing = status.is_server_error()
+        || status == http::StatusCode::REQUEST_TIMEOUT
+        || status == http::StatusCode::TOO_MANY_REQUESTS;
+    if failing { Outcome::Failure } else { Outcome::Success }
+}

@@ -39,13 +39,7 @@ pub struct HttpStatus;
 impl<B, E> Classifier<http::Response<B>, E> for HttpStatus {
     fn classify(&self, result: &Result<http::Response<B>, E>) -> Outcome {
         match result {
-            Ok(response) => {
-                let status = response.status();
-                let failing = status.is_server_error()
-                    || status == http::StatusCode::REQUEST_TIMEOUT
-                    || status == http::StatusCode::TOO_MANY_REQUESTS;
-                if failing { Outcome::Failure } else { Outcome::Success }
-            }
+            Ok(response) => crate::permit::status_outcome(response.status()),
             Err(_) => Outcome::Failure,
         }
     }

@@ -5,14 +5,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics::{Counter, Gauge};
-
-use crate::clock::{Clock, MonotonicClock};
+use crate::builder::Builder;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{CallError, Rejected, Result};
+use crate::metrics::Metrics;
 use crate::permit::{Kind, Outcome, Permit, Ticket};
-use crate::state::{self, State, Word};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::state::{self, State, Word, failures, split_failures, split_trials, trials};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::window::{Stats, Window};
 
 /// A state change, as delivered to [`Builder::on_state_change`].
@@ -29,7 +29,7 @@ pub struct Transition {
     pub at: Duration,
 }
 
-type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
+pub(crate) type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 
 /// A circuit breaker. Cheap to clone: clones share the state.
 ///
@@ -88,134 +88,6 @@ struct Inner {
     metrics: Metrics,
 }
 
-struct Metrics {
-    /// The `breaker` label: the name, or [`AGGREGATE_LABEL`].
-    label: Arc<str>,
-    success: Counter,
-    failure: Counter,
-    ignored: Counter,
-    rejected: Counter,
-    /// `chassis_breaker_state`; none for a breaker counted in the aggregate.
-    state: Option<Gauge>,
-    /// Set when the breaker is retired (evicted from its registry): it no
-    /// longer writes its state or transitions.
-    retired: AtomicBool,
-}
-
-/// The `breaker` label of breakers a [`Registry`](crate::Registry) counts
-/// together once it has labelled `max_metric_keys` keys of their own.
-pub(crate) const AGGREGATE_LABEL: &str = "_other";
-
-/// The `# HELP` of the breaker metrics. Described when a breaker is built
-/// (after the service installed its recorder, which keeps the descriptions).
-fn describe_metrics() {
-    use metrics::{Unit, describe_counter, describe_gauge};
-    describe_counter!("chassis_breaker_calls_total", Unit::Count, "Calls through the breaker, by breaker and outcome");
-    describe_counter!(
-        "chassis_breaker_rejections_total",
-        Unit::Count,
-        "Calls the breaker refused without trying, by breaker"
-    );
-    describe_gauge!(
-        "chassis_breaker_state",
-        "The breaker's state, by breaker: 0 closed, 1 open, 2 half-open, 3 forced open, 4 forced closed, 5 disabled"
-    );
-    describe_counter!(
-        "chassis_breaker_transitions_total",
-        Unit::Count,
-        "State changes of the breaker, by breaker and from/to state"
-    );
-}
-
-impl Metrics {
-    fn new(name: &Arc<str>, aggregate: bool) -> Self {
-        describe_metrics();
-        let label: Arc<str> = if aggregate { Arc::from(AGGREGATE_LABEL) } else { name.clone() };
-        let calls = |outcome: &'static str| metrics::counter!("chassis_breaker_calls_total", "breaker" => label.to_string(), "outcome" => outcome);
-        Self {
-            success: calls("success"),
-            failure: calls("failure"),
-            ignored: calls("ignored"),
-            rejected: metrics::counter!("chassis_breaker_rejections_total", "breaker" => label.to_string()),
-            state: (!aggregate).then(|| metrics::gauge!("chassis_breaker_state", "breaker" => label.to_string())),
-            retired: AtomicBool::new(false),
-            label,
-        }
-    }
-}
-
-/// Builds a [`Breaker`] with a clock or a state-change listener.
-#[must_use]
-pub struct Builder {
-    name: Arc<str>,
-    config: Config,
-    clock: Arc<dyn Clock>,
-    listener: Option<Listener>,
-    /// Counted under [`AGGREGATE_LABEL`], without a state gauge (set by the registry).
-    aggregate_metrics: bool,
-}
-
-impl fmt::Debug for Builder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder").field("name", &self.name).field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl Builder {
-    /// The configuration (default: [`Config::default`]).
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// The clock (default: [`MonotonicClock`]); [`ManualClock`](crate::ManualClock) for tests.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// Called after every state change, with no lock held: it may call back
-    /// into the breaker.
-    pub fn on_state_change(mut self, listener: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
-        self.listener = Some(Arc::new(listener));
-        self
-    }
-
-    /// Counts the breaker's calls under the `breaker` label `_other`, with no
-    /// `chassis_breaker_state` series (the registry's label bound).
-    pub(crate) fn aggregate_metrics(mut self) -> Self {
-        self.aggregate_metrics = true;
-        self
-    }
-
-    /// Validates the configuration and builds the breaker.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a value out of range.
-    pub fn build(self) -> Result<Breaker> {
-        self.config.validate()?;
-        let metrics = Metrics::new(&self.name, self.aggregate_metrics);
-        if let Some(state) = &metrics.state {
-            state.set(State::Closed.gauge());
-        }
-        let inner = Inner {
-            window: self.config.failure_rate.as_ref().map(|rate| Window::new(rate.window)),
-            timed: self.config.slow_call.is_some(),
-            simple: self.config.slow_call.is_none() && self.config.failure_rate.is_none(),
-            name: self.name,
-            config: self.config,
-            clock: self.clock,
-            state: AtomicU64::new(state::CLOSED_CODE),
-            failures: AtomicU64::new(0),
-            trials: AtomicU64::new(0),
-            reopens: AtomicU32::new(0),
-            listener: self.listener,
-            metrics,
-        };
-        Ok(Breaker { inner: Arc::new(inner) })
-    }
-}
-
 /// What a breaker knows right now.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
@@ -240,22 +112,6 @@ pub struct Snapshot {
     pub retry_after: Option<Duration>,
 }
 
-fn split_trials(bits: u64) -> (u32, u32, u32) {
-    ((bits >> 32) as u32, ((bits >> 16) & 0xffff) as u32, (bits & 0xffff) as u32)
-}
-
-fn trials(generation: u32, admitted: u32, succeeded: u32) -> u64 {
-    (u64::from(generation) << 32) | (u64::from(admitted & 0xffff) << 16) | u64::from(succeeded & 0xffff)
-}
-
-fn split_failures(bits: u64) -> (u32, u32) {
-    ((bits >> 32) as u32, bits as u32)
-}
-
-fn failures(generation: u32, count: u32) -> u64 {
-    (u64::from(generation) << 32) | u64::from(count)
-}
-
 enum Trial {
     Admitted,
     Full,
@@ -274,13 +130,32 @@ impl Breaker {
 
     /// A builder, for a clock or a state-change listener.
     pub fn builder(name: impl Into<Arc<str>>) -> Builder {
-        Builder {
-            name: name.into(),
-            config: Config::default(),
-            clock: Arc::new(MonotonicClock::new()),
-            listener: None,
-            aggregate_metrics: false,
-        }
+        Builder::new(name.into())
+    }
+
+    /// The breaker a [`Builder`] built (its configuration validated).
+    pub(crate) fn from_parts(
+        name: Arc<str>,
+        config: Config,
+        clock: Arc<dyn Clock>,
+        listener: Option<Listener>,
+        metrics: Metrics,
+    ) -> Self {
+        let inner = Inner {
+            window: config.failure_rate.as_ref().map(|rate| Window::new(rate.window)),
+            timed: config.slow_call.is_some(),
+            simple: config.slow_call.is_none() && config.failure_rate.is_none(),
+            name,
+            config,
+            clock,
+            state: AtomicU64::new(state::CLOSED_CODE),
+            failures: AtomicU64::new(0),
+            trials: AtomicU64::new(0),
+            reopens: AtomicU32::new(0),
+            listener,
+            metrics,
+        };
+        Self { inner: Arc::new(inner) }
     }
 
     /// Retires the breaker's state series: it reads closed (0) from now on —

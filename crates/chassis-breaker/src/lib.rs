@@ -71,11 +71,13 @@
 #[cfg(any(feature = "reqwest", feature = "tower"))]
 mod body;
 mod breaker;
+mod builder;
 mod clock;
 mod config;
 mod error;
 #[cfg(feature = "reqwest")]
 mod http;
+mod metrics;
 mod permit;
 mod registry;
 mod state;
@@ -87,7 +89,8 @@ mod window;
 #[cfg(any(feature = "reqwest", feature = "tower"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
 pub use body::PermitBody;
-pub use breaker::{Breaker, Builder, Snapshot, Transition};
+pub use breaker::{Breaker, Snapshot, Transition};
+pub use builder::Builder;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use config::{Backoff, Config, FailureRate, SlowCall};
 pub use error::{CallError, Error, Rejected, Result};

@@ -146,6 +146,28 @@ pub(crate) const fn newer(a: u32, b: u32) -> bool {
     distance != 0 && distance < (1 << (GEN_BITS - 1))
 }
 
+// The counters beside the state word, each tagged with the generation it counts for.
+
+/// Half-open trials: `(generation, admitted, succeeded)` of the packed word.
+pub(crate) fn split_trials(bits: u64) -> (u32, u32, u32) {
+    ((bits >> 32) as u32, ((bits >> 16) & 0xffff) as u32, (bits & 0xffff) as u32)
+}
+
+/// Packs half-open trials: generation << 32 | admitted << 16 | succeeded.
+pub(crate) fn trials(generation: u32, admitted: u32, succeeded: u32) -> u64 {
+    (u64::from(generation) << 32) | (u64::from(admitted & 0xffff) << 16) | u64::from(succeeded & 0xffff)
+}
+
+/// Consecutive failures: `(generation, count)` of the packed word.
+pub(crate) fn split_failures(bits: u64) -> (u32, u32) {
+    ((bits >> 32) as u32, bits as u32)
+}
+
+/// Packs consecutive failures: generation << 32 | count.
+pub(crate) fn failures(generation: u32, count: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

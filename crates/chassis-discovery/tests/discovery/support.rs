@@ -46,6 +46,7 @@ pub(crate) async fn dead_addr() -> SocketAddr {
 }
 
 /// A free loopback port (bound, read, released).
+#[cfg(any(feature = "etcd", feature = "dns"))]
 pub(crate) fn free_port() -> u16 {
     chassis_testkit::free_addr().unwrap().port()
 }

@@ -19,6 +19,10 @@
 //! --bench durable`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
+#[path = "support/noop.rs"]
+#[allow(dead_code)] // this bench sends its own tasks
+mod noop;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,14 +32,13 @@ use apalis::prelude::{Data, Error as ApalisError, Storage, WorkerBuilder, Worker
 use apalis_sql::Config as ApalisConfig;
 use apalis_sql::postgres::PostgresStorage;
 use apalis_sql::sqlite::SqliteStorage;
-use chassis_tasks::{Config, MemoryQueue, Outgoing, PostgresQueue, Producer, Queue, Registry, SqliteQueue, Worker};
+use chassis_tasks::{MemoryQueue, Outgoing, PostgresQueue, Producer, Queue, SqliteQueue};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, Executor, PgConnection, PgPool, SqlitePool};
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 const PG: &str = "postgres://postgres@127.0.0.1:5432";
 const PG_DB: &str = "test";
@@ -110,34 +113,6 @@ async fn fill<Q: Queue + Clone>(queue: &Q, n: u64) {
             assert!(result.unwrap().iter().all(Result::is_ok));
         }
     }
-}
-
-/// Runs a worker with the default config on `queue`, already holding `n`
-/// tasks, until all are done; the time from its start to the last completion.
-async fn run_ours<Q: Queue + Clone>(queue: Q, n: u64) -> Duration {
-    let done = Arc::new(AtomicU64::new(0));
-    let all_done = Arc::new(Notify::new());
-    let mut registry = Registry::new();
-    let (d, a) = (done.clone(), all_done.clone());
-    registry
-        .task("noop", move |_: serde_json::Value, _| {
-            if d.fetch_add(1, Ordering::Relaxed) + 1 == n {
-                a.notify_one();
-            }
-            std::future::ready(())
-        })
-        .unwrap();
-    let mut config = Config::new("bench");
-    config.wait_time_secs = 1;
-    let worker = Worker::new(queue, registry, config).unwrap();
-    let stop = CancellationToken::new();
-    let started = Instant::now();
-    let handle = tokio::spawn(worker.run(stop.clone()));
-    all_done.notified().await;
-    let elapsed = started.elapsed();
-    stop.cancel();
-    handle.await.unwrap();
-    elapsed
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -251,7 +226,7 @@ fn worker(c: &mut Criterion, rt: &tokio::runtime::Runtime, n: u64) {
             let elapsed = rt.block_on(async {
                 let (queue, _dir) = sqlite_queue("bench").await;
                 fill(&queue, n).await;
-                run_ours(queue, n).await
+                noop::run_noops(queue, n).await
             });
             scale(elapsed, iters)
         });
@@ -263,7 +238,7 @@ fn worker(c: &mut Criterion, rt: &tokio::runtime::Runtime, n: u64) {
                 let (queue, prefix) = postgres_queue("bench").await;
                 fill(&queue, n).await;
                 let pool = queue.pool().clone();
-                let elapsed = run_ours(queue, n).await;
+                let elapsed = noop::run_noops(queue, n).await;
                 drop_tables(&pool, &prefix).await;
                 elapsed
             });

@@ -10,16 +10,14 @@
 //! `traceparent`), next to the time one task takes in the worker.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout, clippy::cast_precision_loss)]
 
-use std::hint::black_box;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+#[path = "support/noop.rs"]
+mod noop;
 
-use chassis_tasks::{Config, MemoryQueue, Producer, Registry, Worker};
+use std::hint::black_box;
+use std::time::Duration;
+
+use chassis_tasks::MemoryQueue;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::json;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use tracing_subscriber::prelude::*;
 
@@ -29,15 +27,7 @@ const BATCH: u64 = 50_000;
 /// worker until all are done; the time from its start to the last completion.
 async fn run(traced: bool) -> Duration {
     let memory = MemoryQueue::new("bench");
-    let producer = Producer::new(memory.clone());
-    let send = async {
-        let mut sent = 0;
-        while sent < BATCH {
-            let tasks = (0..1000).map(|i| producer.task("noop", &json!({ "i": sent + i }))).collect();
-            producer.send_all(tasks).await.unwrap();
-            sent += 1000;
-        }
-    };
+    let send = noop::send_noops(memory.clone(), BATCH);
     if traced {
         let span = tracing::info_span!("request", traceparent = tracing::field::Empty);
         chassis_trace::start(&span, None);
@@ -45,29 +35,7 @@ async fn run(traced: bool) -> Duration {
     } else {
         send.await;
     }
-    let done = Arc::new(AtomicU64::new(0));
-    let all_done = Arc::new(Notify::new());
-    let mut registry = Registry::new();
-    let (d, a) = (done.clone(), all_done.clone());
-    registry
-        .task("noop", move |_: serde_json::Value, _| {
-            if d.fetch_add(1, Ordering::Relaxed) + 1 == BATCH {
-                a.notify_one();
-            }
-            std::future::ready(())
-        })
-        .unwrap();
-    let mut config = Config::new("bench");
-    config.wait_time_secs = 1;
-    let worker = Worker::new(memory, registry, config).unwrap();
-    let stop = CancellationToken::new();
-    let started = Instant::now();
-    let handle = tokio::spawn(worker.run(stop.clone()));
-    all_done.notified().await;
-    let elapsed = started.elapsed();
-    stop.cancel();
-    handle.await.unwrap();
-    elapsed
+    noop::run_noops(memory, BATCH).await
 }
 
 fn task_span() -> tracing::Span {

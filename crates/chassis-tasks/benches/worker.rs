@@ -4,17 +4,13 @@
 //! worker with P pollers can do (P × 10 messages per 20 ms).
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+#[path = "support/noop.rs"]
+mod noop;
 
-use chassis_tasks::{
-    Config, EntryResult, MemoryQueue, Message, Outgoing, Producer, Queue, QueueAttributes, QueueError, Registry, Worker,
-};
+use std::time::Duration;
+
+use chassis_tasks::{EntryResult, MemoryQueue, Message, Outgoing, Queue, QueueAttributes, QueueError};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::json;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// The memory queue with a fixed latency on every call.
 #[derive(Clone)]
@@ -49,44 +45,11 @@ impl Queue for Slow {
     }
 }
 
-fn config() -> Config {
-    let mut config = Config::new("bench");
-    config.wait_time_secs = 1;
-    config
-}
-
 /// Fills `memory` with `n` tasks, runs a worker on `queue` until all are done;
 /// returns the time from start to the last completion.
 async fn run<Q: Queue + Clone>(memory: &MemoryQueue, queue: Q, n: u64) -> Duration {
-    let producer = Producer::new(memory.clone());
-    let mut sent = 0;
-    while sent < n {
-        let chunk = (n - sent).min(1000);
-        let tasks = (0..chunk).map(|i| producer.task("noop", &json!({ "i": sent + i }))).collect();
-        producer.send_all(tasks).await.unwrap();
-        sent += chunk;
-    }
-    let done = Arc::new(AtomicU64::new(0));
-    let all_done = Arc::new(Notify::new());
-    let mut registry = Registry::new();
-    let (d, a) = (done.clone(), all_done.clone());
-    registry
-        .task("noop", move |_: serde_json::Value, _| {
-            if d.fetch_add(1, Ordering::Relaxed) + 1 == n {
-                a.notify_one();
-            }
-            std::future::ready(())
-        })
-        .unwrap();
-    let worker = Worker::new(queue, registry, config()).unwrap();
-    let stop = CancellationToken::new();
-    let started = Instant::now();
-    let handle = tokio::spawn(worker.run(stop.clone()));
-    all_done.notified().await;
-    let elapsed = started.elapsed();
-    stop.cancel();
-    handle.await.unwrap();
-    elapsed
+    noop::send_noops(memory.clone(), n).await;
+    noop::run_noops(queue, n).await
 }
 
 fn bench(c: &mut Criterion) {
@@ -111,7 +74,7 @@ fn bench(c: &mut Criterion) {
 
     // Latency hiding: one measured run, reported as a ratio of the limit.
     let latency = Duration::from_millis(20);
-    let pollers = (config().concurrency / 10).max(1) as f64;
+    let pollers = (noop::config().concurrency / 10).max(1) as f64;
     let limit = pollers * 10.0 / latency.as_secs_f64();
     let n = 4000;
     let elapsed = rt.block_on(async {
@@ -122,7 +85,7 @@ fn bench(c: &mut Criterion) {
     println!(
         "latency_hiding: {n} tasks, 20 ms per queue call, concurrency {}, {pollers} pollers: {throughput:.0} tasks/s \
          = {:.2} of the {limit:.0} tasks/s limit",
-        config().concurrency,
+        noop::config().concurrency,
         throughput / limit
     );
 }

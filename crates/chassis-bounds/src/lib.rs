@@ -20,6 +20,10 @@
 //! violation in the same report; any other loader can call [`Check::check`].
 #![forbid(unsafe_code)]
 
+mod secret;
+
+pub use secret::{REDACTED, SECRET_NEWTYPE, Secret};
+
 use std::fmt::{self, Display};
 
 use serde::de::{Deserialize, Deserializer, Error, Unexpected};

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::merged::Merged;
 use crate::node::Node;
-use crate::secret::REDACTED;
 use crate::source::Source;
+use chassis_bounds::REDACTED;
 
 /// Every key of the configuration with its value, its source and what it
 /// overrode. Secrets are redacted. `Display` renders a table; `Serialize` gives

@@ -107,17 +107,15 @@ mod loader;
 mod merged;
 mod node;
 mod require;
-mod secret;
 mod source;
 
-pub use chassis_bounds::{Check, Violation};
+pub use chassis_bounds::{Check, REDACTED, Secret, Violation};
 pub use effective::{Effective, Entry, Overridden};
 pub use error::{EX_CONFIG, Error, Problem, ProblemKind, Related, Result, Warning};
 pub use loaded::Loaded;
 pub use loader::Loader;
 pub use merged::Merged;
 pub use require::{Require, Rule};
-pub use secret::{REDACTED, Secret};
 pub use source::Source;
 
 /// The README's code blocks, compiled and run as doctests so that they keep

@@ -1,7 +1,7 @@
 //! [`Config`]: the `jobs` section.
 
+use chassis_bounds::Secret;
 use chassis_bounds::{Check, Violation};
-use chassis_config::Secret;
 use serde::{Deserialize, Serialize};
 
 mod bounds;

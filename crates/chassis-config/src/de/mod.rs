@@ -43,7 +43,7 @@ pub(crate) const STRING_STAND_INS: [&str; 8] = [
 
 /// The newtype name [`Secret`](crate::Secret) deserializes through; the
 /// deserializer marks the path as secret when it sees it.
-pub(crate) const SECRET_NEWTYPE: &str = "chassis_config::Secret";
+pub(crate) use chassis_bounds::SECRET_NEWTYPE;
 
 /// Where a value sits: a chain of borrowed steps back to the extraction's
 /// base, grown as the deserializer descends without copying anything, and

@@ -4,21 +4,27 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::de::SECRET_NEWTYPE;
-
 /// What a secret prints and serializes as.
 pub const REDACTED: &str = "***";
+
+/// The newtype name a [`Secret`] deserializes through: a deserializer that
+/// knows it (chassis-config's) marks the key as secret, so its dumps and error
+/// messages redact the value; every other deserializer reads straight through.
+pub const SECRET_NEWTYPE: &str = "chassis_config::Secret";
 
 /// A configuration value that must not leak: a password, a token, a key.
 ///
 /// `Debug`, `Display` and `Serialize` all show [`REDACTED`] (`***`); the value is
-/// reachable only through [`Secret::expose`]. Loading marks the key as secret, so
-/// the effective-configuration dump and every error message about it are
-/// redacted too. A secret can also be read from a file named by a `<NAME>_FILE`
-/// environment variable (a Kubernetes or Docker secret).
+/// reachable only through [`Secret::expose`]. Loading it with chassis-config
+/// marks the key as secret, so the effective-configuration dump and every error
+/// message about it are redacted too, and it can be read from a file named by a
+/// `<NAME>_FILE` environment variable (a Kubernetes or Docker secret). It lives
+/// here, beside the range checks, so that a crate's configuration section can
+/// hold one without depending on chassis-config (re-exported there as
+/// `chassis_config::Secret`, the same type).
 ///
 /// ```
-/// use chassis_config::Secret;
+/// use chassis_bounds::Secret;
 ///
 /// let password = Secret::new(String::from("hunter2"));
 /// assert_eq!(format!("{password:?} {password}"), "*** ***");

@@ -233,7 +233,7 @@ async fn routes<Q: Queue + Clone>(settings: &Settings, jobs: Jobs, queue: Q) -> 
 /// static backend resolves it to the instances in `discovery.instances.pricing`
 /// (default: this process).
 fn tasks(service: &mut chassis::service::Service, settings: &Settings) -> Result<Registry, String> {
-    let breakers = chassis::breaker::Registry::new(settings.breaker.clone()).map_err(|e| e.to_string())?;
+    let breakers = chassis::breaker::Breakers::new(settings.breaker.clone()).map_err(|e| e.to_string())?;
     let local = SocketAddr::from(([127, 0, 0, 1], settings.service.http_addr.port()));
     let mut instances = settings.discovery.instances.clone();
     instances.entry("pricing".into()).or_insert_with(|| vec![local.to_string()]);

@@ -1,4 +1,4 @@
-//! [`Registry`]: breakers by key (for HTTP, by host), bounded, idle ones evicted.
+//! [`Breakers`]: breakers by key (for HTTP, by host), bounded, idle ones evicted.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -17,9 +17,9 @@ type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 /// Breakers by key, created on first use with the default or a per-key config.
 /// Cheap to clone: clones share the breakers.
 ///
-/// At most [`max_entries`](RegistryBuilder::max_entries) breakers are kept: when
+/// At most [`max_entries`](BreakersBuilder::max_entries) breakers are kept: when
 /// a new key arrives at the limit, breakers idle longer than
-/// [`idle_timeout`](RegistryBuilder::idle_timeout) go first, then the least
+/// [`idle_timeout`](BreakersBuilder::idle_timeout) go first, then the least
 /// recently used closed ones, so an open breaker is forgotten last.
 ///
 /// Metric lifecycle: a breaker's series (`breaker` label = its key) are
@@ -30,29 +30,29 @@ type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 /// its new breaker reports on the same series. The `metrics` facade cannot
 /// delete a series, so the series of an evicted key stay (counters keep their
 /// totals); their number is bounded instead: at most
-/// [`max_metric_keys`](RegistryBuilder::max_metric_keys) keys get a label of
+/// [`max_metric_keys`](BreakersBuilder::max_metric_keys) keys get a label of
 /// their own, later ones are counted under `breaker="_other"`.
 ///
 /// ```
-/// use chassis_breaker::{Config, Registry};
+/// use chassis_breaker::{Config, Breakers};
 ///
-/// let registry = Registry::builder().config(Config::default()).max_entries(256).build()?;
-/// let a = registry.get("https://api.example:443")?;
-/// let b = registry.get("https://api.example:443")?;
+/// let breakers = Breakers::builder().config(Config::default()).max_entries(256).build()?;
+/// let a = breakers.get("https://api.example:443")?;
+/// let b = breakers.get("https://api.example:443")?;
 /// assert_eq!(a.name(), b.name());
 /// # Ok::<(), chassis_breaker::Error>(())
 /// ```
 #[derive(Clone)]
-pub struct Registry {
+pub struct Breakers {
     inner: Arc<Inner>,
 }
 
 struct Inner {
     /// The validated settings the registry was built with.
-    settings: RegistryBuilder,
+    settings: BreakersBuilder,
     map: RwLock<HashMap<String, Entry>>,
     /// Keys given a `breaker` label of their own (at most `max_metric_keys`),
-    /// kept for the life of the registry.
+    /// kept for the life of the breakers.
     labelled: std::sync::Mutex<HashSet<String>>,
 }
 
@@ -61,9 +61,9 @@ struct Entry {
     last_used_ms: AtomicU64,
 }
 
-impl fmt::Debug for Registry {
+impl fmt::Debug for Breakers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registry")
+        f.debug_struct("Breakers")
             .field("config", &self.inner.settings.config)
             .field("max_entries", &self.inner.settings.max_entries)
             .field("len", &self.len())
@@ -71,9 +71,9 @@ impl fmt::Debug for Registry {
     }
 }
 
-/// Builds a [`Registry`].
+/// Builds a [`Breakers`].
 #[must_use]
-pub struct RegistryBuilder {
+pub struct BreakersBuilder {
     config: Config,
     overrides: HashMap<String, Config>,
     max_entries: usize,
@@ -83,13 +83,13 @@ pub struct RegistryBuilder {
     listener: Option<Listener>,
 }
 
-impl fmt::Debug for RegistryBuilder {
+impl fmt::Debug for BreakersBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RegistryBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("BreakersBuilder").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
-impl RegistryBuilder {
+impl BreakersBuilder {
     /// The config of every breaker without an override (default: [`Config::default`]).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
@@ -138,17 +138,17 @@ impl RegistryBuilder {
         self
     }
 
-    /// Validates every config and builds the registry.
+    /// Validates every config and builds the breakers.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for the default or any override.
-    pub fn build(self) -> Result<Registry> {
+    pub fn build(self) -> Result<Breakers> {
         self.config.validate()?;
         for config in self.overrides.values() {
             config.validate()?;
         }
         let labelled = std::sync::Mutex::new(HashSet::new());
-        Ok(Registry { inner: Arc::new(Inner { settings: self, map: RwLock::new(HashMap::new()), labelled }) })
+        Ok(Breakers { inner: Arc::new(Inner { settings: self, map: RwLock::new(HashMap::new()), labelled }) })
     }
 }
 
@@ -161,10 +161,10 @@ impl Clock for Shared {
     }
 }
 
-impl Registry {
+impl Breakers {
     /// A builder.
-    pub fn builder() -> RegistryBuilder {
-        RegistryBuilder {
+    pub fn builder() -> BreakersBuilder {
+        BreakersBuilder {
             config: Config::default(),
             overrides: HashMap::new(),
             max_entries: 1024,

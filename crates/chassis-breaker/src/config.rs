@@ -37,7 +37,7 @@ pub struct Config {
     pub open_timeout_ms: u64,
     /// Lengthen the open timeout each time a trial fails and the breaker
     /// re-opens. Default: none (fixed timeout).
-    pub backoff: Option<Backoff>,
+    pub backoff: Option<OpenBackoff>,
     /// Trial calls admitted when half-open, 1 to 65 535; all must succeed to close.
     /// Default: 1.
     #[serde(deserialize_with = "bounds::uint::<_, u32, 1, 65_535>")]
@@ -116,7 +116,7 @@ impl Default for SlowCall {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
-pub struct Backoff {
+pub struct OpenBackoff {
     /// Growth per re-open, ≥ 1. Default: 2.
     #[serde(deserialize_with = "bounds::factor")]
     pub multiplier: f64,
@@ -128,7 +128,7 @@ pub struct Backoff {
     pub jitter: f64,
 }
 
-impl Default for Backoff {
+impl Default for OpenBackoff {
     fn default() -> Self {
         Self { multiplier: 2.0, max_ms: 300_000, jitter: 0.1 }
     }
@@ -255,7 +255,7 @@ mod tests {
         let all = Config {
             failure_rate: Some(FailureRate::default()),
             slow_call: Some(SlowCall::default()),
-            backoff: Some(Backoff::default()),
+            backoff: Some(OpenBackoff::default()),
             ..Config::default()
         };
         assert!(all.validate().is_ok());
@@ -296,15 +296,18 @@ mod tests {
             ),
             (Config { open_timeout_ms: 0, ..Config::default() }, "open_timeout_ms"),
             (
-                Config { backoff: Some(Backoff { multiplier: 0.5, ..Backoff::default() }), ..Config::default() },
+                Config {
+                    backoff: Some(OpenBackoff { multiplier: 0.5, ..OpenBackoff::default() }),
+                    ..Config::default()
+                },
                 "backoff.multiplier",
             ),
             (
-                Config { backoff: Some(Backoff { max_ms: 5, ..Backoff::default() }), ..Config::default() },
+                Config { backoff: Some(OpenBackoff { max_ms: 5, ..OpenBackoff::default() }), ..Config::default() },
                 "backoff.max_ms",
             ),
             (
-                Config { backoff: Some(Backoff { jitter: -0.1, ..Backoff::default() }), ..Config::default() },
+                Config { backoff: Some(OpenBackoff { jitter: -0.1, ..OpenBackoff::default() }), ..Config::default() },
                 "backoff.jitter",
             ),
             (Config { half_open_max_calls: 0, ..Config::default() }, "half_open_max_calls"),
@@ -329,7 +332,8 @@ mod tests {
             failure_rate: Some(FailureRate { window: 10, min_calls: 20, ..FailureRate::default() }),
             ..Config::default()
         };
-        let backoff = Config { backoff: Some(Backoff { max_ms: 5_000, ..Backoff::default() }), ..Config::default() };
+        let backoff =
+            Config { backoff: Some(OpenBackoff { max_ms: 5_000, ..OpenBackoff::default() }), ..Config::default() };
         for (config, key, expected, related) in [
             (rate, "failure_rate.min_calls", "at most window (10)", "failure_rate.window"),
             (backoff, "backoff.max_ms", "at least open_timeout_ms (10000)", "open_timeout_ms"),
@@ -342,7 +346,7 @@ mod tests {
         }
         let at_limits = Config {
             failure_rate: Some(FailureRate { window: 10, min_calls: 10, ..FailureRate::default() }),
-            backoff: Some(Backoff { max_ms: 10_000, ..Backoff::default() }),
+            backoff: Some(OpenBackoff { max_ms: 10_000, ..OpenBackoff::default() }),
             ..Config::default()
         };
         assert!(at_limits.check().is_empty() && at_limits.validate().is_ok());
@@ -351,10 +355,10 @@ mod tests {
     #[test]
     fn backoff_grows_caps_and_jitters_within_bounds() {
         let fixed =
-            Config { backoff: Some(Backoff { multiplier: 2.0, max_ms: 50_000, jitter: 0.0 }), ..Config::default() };
+            Config { backoff: Some(OpenBackoff { multiplier: 2.0, max_ms: 50_000, jitter: 0.0 }), ..Config::default() };
         assert_eq!([0, 1, 2, 3, 10].map(|n| fixed.open_timeout(n)), [10_000, 20_000, 40_000, 50_000, 50_000]);
         let jittered =
-            Config { backoff: Some(Backoff { multiplier: 2.0, max_ms: 50_000, jitter: 0.2 }), ..Config::default() };
+            Config { backoff: Some(OpenBackoff { multiplier: 2.0, max_ms: 50_000, jitter: 0.2 }), ..Config::default() };
         for _ in 0..1000 {
             let t = jittered.open_timeout(1);
             assert!((16_000..=24_000).contains(&t), "{t}");

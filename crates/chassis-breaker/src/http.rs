@@ -12,9 +12,9 @@ use reqwest_middleware::{ClientWithMiddleware, Middleware, Next};
 
 use crate::body::PermitBody;
 use crate::breaker::Breaker;
+use crate::breakers::Breakers;
 use crate::error::Rejected;
 use crate::permit::{Outcome, Permit};
-use crate::registry::Registry;
 
 /// Decides what an HTTP result says about the server.
 ///
@@ -140,7 +140,7 @@ pub fn path_prefix_key(segments: usize) -> impl Fn(&Url) -> String + Send + Sync
 ///
 /// ```no_run
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-/// let client = chassis_breaker::client(chassis_breaker::Registry::new(Default::default())?)?;
+/// let client = chassis_breaker::client(chassis_breaker::Breakers::new(Default::default())?)?;
 /// let response = client.get("http://127.0.0.1:8080/health").send().await;
 /// if let Err(e) = &response {
 ///     if let Some(rejected) = chassis_breaker::Rejected::from_reqwest(e) {
@@ -151,27 +151,27 @@ pub fn path_prefix_key(segments: usize) -> impl Fn(&Url) -> String + Send + Sync
 /// ```
 #[derive(Clone)]
 pub struct BreakerMiddleware {
-    registry: Registry,
+    breakers: Breakers,
     key: KeyFn,
     classify: Arc<dyn Classify>,
 }
 
 impl fmt::Debug for BreakerMiddleware {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BreakerMiddleware").field("registry", &self.registry).finish_non_exhaustive()
+        f.debug_struct("BreakerMiddleware").field("breakers", &self.breakers).finish_non_exhaustive()
     }
 }
 
 impl BreakerMiddleware {
-    /// Breakers from `registry`, per host, with [`HttpClassifier`].
-    pub fn new(registry: Registry) -> Self {
+    /// Breakers from `breakers`, per host, with [`HttpClassifier`].
+    pub fn new(breakers: Breakers) -> Self {
         metrics::describe_histogram!(
             CLIENT_DURATION,
             metrics::Unit::Seconds,
             "Duration of outgoing HTTP requests until the response head, by server_address and \
              http_response_status_code (error_type instead when no response came)"
         );
-        Self { registry, key: Arc::new(host_key), classify: Arc::new(HttpClassifier) }
+        Self { breakers, key: Arc::new(host_key), classify: Arc::new(HttpClassifier) }
     }
 
     /// Keys requests with `key` instead of [`host_key`] (e.g. [`path_prefix_key`]).
@@ -188,9 +188,9 @@ impl BreakerMiddleware {
         self
     }
 
-    /// The registry.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The breakers.
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
     }
 }
 
@@ -203,7 +203,7 @@ impl Middleware for BreakerMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let key = (self.key)(req.url());
-        let breaker = self.registry.get(&key).map_err(reqwest_middleware::Error::middleware)?;
+        let breaker = self.breakers.get(&key).map_err(reqwest_middleware::Error::middleware)?;
         let permit = breaker.acquire_owned().map_err(reqwest_middleware::Error::middleware)?;
         let classify = extensions.get::<ClassifyWith>().map_or_else(|| self.classify.clone(), |c| c.0.clone());
         // If the caller drops this future, the permit is dropped unrecorded:
@@ -293,13 +293,13 @@ impl Rejected {
     }
 }
 
-/// A ready client: a breaker per host from `registry`, and a default request
+/// A ready client: a breaker per host from `breakers`, and a default request
 /// timeout of the registry's `request_timeout_ms` (5 s by default).
 ///
 /// # Errors
 /// When reqwest cannot build a client (its TLS backend failed to initialise).
-pub fn client(registry: Registry) -> Result<ClientWithMiddleware, reqwest::Error> {
-    client_with(registry, [])
+pub fn client(breakers: Breakers) -> Result<ClientWithMiddleware, reqwest::Error> {
+    client_with(breakers, [])
 }
 
 /// Like [`client`], with `before` run ahead of the breaker, first one
@@ -310,13 +310,13 @@ pub fn client(registry: Registry) -> Result<ClientWithMiddleware, reqwest::Error
 /// # Errors
 /// As [`client`].
 pub fn client_with(
-    registry: Registry,
+    breakers: Breakers,
     before: impl IntoIterator<Item = Arc<dyn Middleware>>,
 ) -> Result<ClientWithMiddleware, reqwest::Error> {
-    let timeout = Duration::from_millis(registry.config().request_timeout_ms);
+    let timeout = Duration::from_millis(breakers.config().request_timeout_ms);
     let inner = reqwest::Client::builder().timeout(timeout).build()?;
     let builder = before.into_iter().fold(reqwest_middleware::ClientBuilder::new(inner), |b, m| b.with_arc(m));
-    Ok(builder.with(BreakerMiddleware::new(registry)).build())
+    Ok(builder.with(BreakerMiddleware::new(breakers)).build())
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! let registry = chassis_breaker::Registry::new(chassis_breaker::Config::default())?;
-//! let client = chassis_breaker::client(registry)?; // a breaker per host, 5 s request timeout
+//! let breakers = chassis_breaker::Breakers::new(chassis_breaker::Config::default())?;
+//! let client = chassis_breaker::client(breakers)?; // a breaker per host, 5 s request timeout
 //! let response = client.get("http://127.0.0.1:8080/orders").send().await?;
 //! # let _ = response; Ok(()) }
 //! ```
@@ -11,7 +11,7 @@
 //! Closed — calls pass; when consecutive failures reach `failure_threshold`
 //! (or, with [`FailureRate`], the failure rate over the last calls does), the
 //! breaker opens. Open — calls fail at once with [`Rejected`], without running,
-//! for `open_timeout_ms` (optionally [backed off](Backoff) on repeated
+//! for `open_timeout_ms` (optionally [backed off](OpenBackoff) on repeated
 //! re-opens). Half-open — exactly `half_open_max_calls` trial calls pass; if
 //! they all succeed it closes; a single failure re-opens it.
 //!
@@ -36,7 +36,7 @@
 //!   and counts; a caller-side `tokio::time::timeout` is a cancellation and
 //!   counts nothing (see [`BreakerMiddleware`]).
 //! - **Integrations**: a `reqwest-middleware` [`BreakerMiddleware`] with
-//!   breakers per host from a bounded [`Registry`], a ready [`client`], a
+//!   breakers per host from a bounded [`Breakers`], a ready [`client`], a
 //!   tower [`BreakerLayer`] whose response future holds the permit, and an
 //!   [`HttpBreakerLayer`] whose response body does.
 //! - **Observable**: [`Breaker::snapshot`], state-change listeners called with
@@ -46,14 +46,14 @@
 //!   `chassis_breaker_transitions_total{breaker,from,to}`,
 //!   `chassis_breaker_state{breaker}` (0 closed, 1 open, …). Metric handles are
 //!   registered when a breaker is built: install the recorder first.
-//! - **Metric lifecycle**: a [`Registry`] retires the series of a breaker it
+//! - **Metric lifecycle**: a [`Breakers`] retires the series of a breaker it
 //!   evicts — its `chassis_breaker_state` reads 0 (closed), as a new breaker
 //!   for that key would, and it writes no more state — so an alert on an open
 //!   breaker clears when the breaker is forgotten. Neither the `metrics` facade
 //!   nor `metrics-exporter-prometheus` can delete one series (the exporter's
 //!   idle timeout would also drop the series of live breakers that hold their
 //!   handles, whose later updates would then be lost), so the label set is
-//!   bounded instead: at most [`RegistryBuilder::max_metric_keys`] keys
+//!   bounded instead: at most [`BreakersBuilder::max_metric_keys`] keys
 //!   (default: `max_entries`) get a `breaker` label of their own, later ones
 //!   are counted together under `breaker="_other"`, with no state series.
 //! - **Testable time**: a monotonic [`Clock`], injectable; [`ManualClock`]
@@ -71,6 +71,7 @@
 #[cfg(any(feature = "reqwest", feature = "tower"))]
 mod body;
 mod breaker;
+mod breakers;
 mod builder;
 mod clock;
 mod config;
@@ -79,7 +80,6 @@ mod error;
 mod http;
 mod metrics;
 mod permit;
-mod registry;
 mod state;
 mod sync;
 #[cfg(feature = "tower")]
@@ -90,9 +90,10 @@ mod window;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "reqwest", feature = "tower"))))]
 pub use body::PermitBody;
 pub use breaker::{Breaker, Snapshot, Transition};
+pub use breakers::{Breakers, BreakersBuilder};
 pub use builder::Builder;
 pub use clock::{Clock, ManualClock, MonotonicClock};
-pub use config::{Backoff, Config, FailureRate, SlowCall};
+pub use config::{Config, FailureRate, OpenBackoff, SlowCall};
 pub use error::{CallError, Error, Rejected, Result};
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
@@ -100,7 +101,6 @@ pub use http::{
     BreakerMiddleware, Classify, ClassifyWith, HttpClassifier, client, client_with, host_key, path_prefix_key,
 };
 pub use permit::{Outcome, Permit};
-pub use registry::{Registry, RegistryBuilder};
 pub use state::State;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]

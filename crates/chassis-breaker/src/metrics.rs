@@ -22,7 +22,7 @@ pub(crate) struct Metrics {
     pub(crate) retired: AtomicBool,
 }
 
-/// The `breaker` label of breakers a [`Registry`](crate::Registry) counts
+/// The `breaker` label of breakers a [`Breakers`](crate::Breakers) counts
 /// together once it has labelled `max_metric_keys` keys of their own.
 pub(crate) const AGGREGATE_LABEL: &str = "_other";
 

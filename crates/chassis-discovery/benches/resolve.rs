@@ -43,7 +43,7 @@ impl Middleware for Answer {
 }
 
 fn stack(discovery: Option<Balance>) -> ClientWithMiddleware {
-    let breakers = chassis_breaker::Registry::new(chassis_breaker::Config::default()).unwrap();
+    let breakers = chassis_breaker::Breakers::new(chassis_breaker::Config::default()).unwrap();
     let mut builder = ClientBuilder::new(reqwest::Client::new());
     if let Some(balance) = discovery {
         let registry = StaticRegistry::new([("pricing", ["127.0.0.1:8081", "127.0.0.1:8082", "127.0.0.1:8083"])]);
@@ -134,7 +134,7 @@ fn loopback(c: &mut Criterion) {
     let direct: &'static str = format!("http://{addr}/items/7").leak();
     let resolver =
         Resolver::new(Arc::new(StaticRegistry::new([("pricing", [addr.to_string()])])), ClientConfig::default());
-    let breakers = chassis_breaker::Registry::new(chassis_breaker::Config::default()).unwrap();
+    let breakers = chassis_breaker::Breakers::new(chassis_breaker::Config::default()).unwrap();
     let discovery = chassis_discovery::client(resolver, breakers).unwrap();
     let mut group = c.benchmark_group("loopback");
     // Plain reqwest, through reqwest-middleware with no middleware (nothing

@@ -15,7 +15,7 @@ async fn metrics_are_described_and_labelled_by_service() {
     let resolver = Resolver::new(Arc::new(registry), ClientConfig::default());
     assert_eq!(resolver.instances("pricing").await.unwrap().len(), 2);
     assert!(resolver.instances("nothing").await.is_err());
-    let breakers = chassis_breaker::Registry::new(chassis_breaker::Config::default()).unwrap();
+    let breakers = chassis_breaker::Breakers::new(chassis_breaker::Config::default()).unwrap();
     let client = chassis_discovery::client(resolver, breakers).unwrap();
     assert!(client.get("http://nothing/x").send().await.is_err());
 

@@ -63,7 +63,7 @@ async fn each_attempt_runs_in_a_span_with_the_peer_service_and_the_chosen_instan
     for (id, addr) in [("dead-1", dead.to_string()), ("live-1", up.to_string())] {
         registry.register(&Instance::new("inventory", id, addr), Duration::from_secs(60)).await.unwrap();
     }
-    let breakers = chassis_breaker::Registry::new(chassis_breaker::Config::default()).unwrap();
+    let breakers = chassis_breaker::Breakers::new(chassis_breaker::Config::default()).unwrap();
     let client =
         chassis_discovery::client(Resolver::new(Arc::new(registry), ClientConfig::default()), breakers).unwrap();
     let mut seen = Vec::new();

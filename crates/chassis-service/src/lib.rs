@@ -52,7 +52,6 @@ use std::time::Duration;
 
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tokio_util::sync::CancellationToken;
 
 #[cfg(feature = "boot")]
 #[cfg_attr(docsrs, doc(cfg(feature = "boot")))]
@@ -65,7 +64,9 @@ pub use components::JOB_STORE_CHECK;
 pub use components::WORKER_CHECK;
 pub use config::Config;
 pub use health::{CheckResult, Health, Phase, Readiness};
-pub use tokio_util::sync::CancellationToken as Shutdown;
+/// The token that tells a component to stop (tokio-util's; the same type as
+/// `chassis_tasks::CancellationToken`).
+pub use tokio_util::sync::CancellationToken;
 
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]

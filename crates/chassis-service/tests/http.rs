@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chassis_service::{Config, Service, Shutdown};
+use chassis_service::{CancellationToken, Config, Service};
 use serde_json::{Map, Value};
 
 /// The global JSON subscriber's capture (chassis-testkit), at every level.
@@ -25,7 +25,7 @@ fn free_addr() -> SocketAddr {
 struct Running {
     api: SocketAddr,
     admin: SocketAddr,
-    shutdown: Shutdown,
+    shutdown: CancellationToken,
     client: reqwest::Client,
 }
 
@@ -287,7 +287,7 @@ async fn one_trace_from_a_request_through_a_task_to_the_next_request() {
     let mut service = Service::new("svc", "1.0.0", config);
     let queue = chassis_tasks::MemoryQueue::new("trace-tasks");
     let producer = chassis_tasks::Producer::new(queue.clone());
-    let client = chassis_breaker::client(chassis_breaker::Registry::new(Default::default()).unwrap()).unwrap();
+    let client = chassis_breaker::client(chassis_breaker::Breakers::new(Default::default()).unwrap()).unwrap();
     let mut registry = chassis_tasks::Registry::new();
     registry
         .task("call_next", move |_: Value, _ctx: chassis_tasks::TaskContext| {

@@ -559,7 +559,7 @@ mod discovery {
         let resolver = Resolver::new(Arc::new(registry.clone()), chassis_discovery::ClientConfig::default());
         let watches_stop = tokio_util::sync::CancellationToken::new();
         let watches = tokio::spawn(resolver.clone().run(watches_stop.clone()));
-        let breakers = chassis_breaker::Registry::new(chassis_breaker::Config::default()).unwrap();
+        let breakers = chassis_breaker::Breakers::new(chassis_breaker::Config::default()).unwrap();
         let client = chassis_discovery::client(resolver.clone(), breakers).unwrap();
         assert_eq!(client.get("http://orders/hit").send().await.unwrap().text().await.unwrap(), "ok");
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chassis_config::Loader;
-use chassis_service::{Health, Phase, Service, Shutdown};
+use chassis_service::{CancellationToken, Health, Phase, Service};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -190,8 +190,8 @@ pub struct TestService {
     api_addr: SocketAddr,
     admin_addr: SocketAddr,
     health: Health,
-    shutdown: Shutdown,
-    drain_now: Shutdown,
+    shutdown: CancellationToken,
+    drain_now: CancellationToken,
     done: Option<tokio::sync::oneshot::Receiver<std::result::Result<(), String>>>,
     capture: Capture,
     wait: Duration,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chassis_breaker::{Config, ManualClock, Registry, Rejected, SlowCall, State, client};
+use chassis_breaker::{Breakers, Config, ManualClock, Rejected, SlowCall, State, client};
 use reqwest_middleware::ClientWithMiddleware;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -60,11 +60,11 @@ async fn server(status: u16, then: Then) -> String {
     format!("http://{addr}")
 }
 
-fn setup(config: Config) -> (Registry, ManualClock, ClientWithMiddleware) {
+fn setup(config: Config) -> (Breakers, ManualClock, ClientWithMiddleware) {
     let clock = ManualClock::new();
-    let registry = Registry::builder().config(config).clock(clock.clone()).build().unwrap();
-    let client = client(registry.clone()).unwrap();
-    (registry, clock, client)
+    let breakers = Breakers::builder().config(config).clock(clock.clone()).build().unwrap();
+    let client = client(breakers.clone()).unwrap();
+    (breakers, clock, client)
 }
 
 fn threshold(n: u32) -> Config {
@@ -78,7 +78,7 @@ fn threshold(n: u32) -> Config {
 #[tokio::test]
 async fn body_timeouts_count_and_open_the_breaker() {
     let base = server(200, Then::Stall).await;
-    let (registry, _clock, client) = setup(threshold(3));
+    let (breakers, _clock, client) = setup(threshold(3));
     let mut rejected = 0;
     for _ in 0..5 {
         let result = async {
@@ -93,23 +93,23 @@ async fn body_timeouts_count_and_open_the_breaker() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert_eq!(registry.get(&base).unwrap().state(), State::Open);
+    assert_eq!(breakers.get(&base).unwrap().state(), State::Open);
     assert_eq!(rejected, 2, "the breaker opened at the third failure");
 }
 
 #[tokio::test]
 async fn a_body_cut_short_is_a_failure() {
     let base = server(200, Then::Hang).await;
-    let (registry, _clock, client) = setup(threshold(3));
+    let (breakers, _clock, client) = setup(threshold(3));
     let response = client.get(&base).send().await.unwrap();
     let err = response.text().await.unwrap_err();
     assert!(err.is_body() || err.is_decode(), "{err}");
-    assert_eq!(registry.get(&base).unwrap().snapshot().consecutive_failures, 1);
+    assert_eq!(breakers.get(&base).unwrap().snapshot().consecutive_failures, 1);
 }
 
 /// Opens the breaker of `base` and lets its open timeout pass: the next call is the trial.
-fn half_open(registry: &Registry, clock: &ManualClock, base: &str) {
-    let breaker = registry.get(base).unwrap();
+fn half_open(breakers: &Breakers, clock: &ManualClock, base: &str) {
+    let breaker = breakers.get(base).unwrap();
     for _ in 0..breaker.config().failure_threshold {
         breaker.acquire().unwrap().failure();
     }
@@ -120,9 +120,9 @@ fn half_open(registry: &Registry, clock: &ManualClock, base: &str) {
 async fn a_trial_ends_when_its_body_is_read() {
     let notify = Arc::new(Notify::new());
     let base = server(200, Then::FinishOn(notify.clone())).await;
-    let (registry, clock, client) = setup(threshold(1));
-    half_open(&registry, &clock, &base);
-    let breaker = registry.get(&base).unwrap();
+    let (breakers, clock, client) = setup(threshold(1));
+    half_open(&breakers, &clock, &base);
+    let breaker = breakers.get(&base).unwrap();
 
     let response = client.get(&base).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -139,33 +139,33 @@ async fn a_trial_ends_when_its_body_is_read() {
 #[tokio::test]
 async fn a_response_dropped_unread_is_a_success() {
     let base = server(200, Then::Stall).await;
-    let (registry, clock, client) = setup(threshold(1));
-    half_open(&registry, &clock, &base);
+    let (breakers, clock, client) = setup(threshold(1));
+    half_open(&breakers, &clock, &base);
     let response = client.get(&base).send().await.unwrap();
     assert_eq!(response.status(), 200);
     drop(response); // the status was all the caller wanted
-    assert_eq!(registry.get(&base).unwrap().state(), State::Closed);
+    assert_eq!(breakers.get(&base).unwrap().state(), State::Closed);
 }
 
 #[tokio::test]
 async fn a_server_error_counts_at_once_whether_or_not_its_body_is_read() {
     let base = server(503, Then::Stall).await;
-    let (registry, _clock, client) = setup(threshold(3));
+    let (breakers, _clock, client) = setup(threshold(3));
     let response = client.get(&base).send().await.unwrap();
     assert_eq!(response.status(), 503);
-    assert_eq!(registry.get(&base).unwrap().snapshot().consecutive_failures, 1, "before the body is read");
+    assert_eq!(breakers.get(&base).unwrap().snapshot().consecutive_failures, 1, "before the body is read");
     drop(response);
-    assert_eq!(registry.get(&base).unwrap().snapshot().consecutive_failures, 1, "counted once");
+    assert_eq!(breakers.get(&base).unwrap().snapshot().consecutive_failures, 1, "counted once");
 }
 
 #[tokio::test]
 async fn a_caller_side_timeout_while_reading_the_body_counts_nothing() {
     let base = server(200, Then::Stall).await;
-    let (registry, clock, client) = setup(threshold(1));
-    half_open(&registry, &clock, &base);
+    let (breakers, clock, client) = setup(threshold(1));
+    half_open(&breakers, &clock, &base);
     let call = async { client.get(&base).send().await.unwrap().text().await };
     assert!(tokio::time::timeout(Duration::from_millis(100), call).await.is_err());
-    let snapshot = registry.get(&base).unwrap().snapshot();
+    let snapshot = breakers.get(&base).unwrap().snapshot();
     assert_eq!((snapshot.state, snapshot.trials_admitted), (State::HalfOpen, 0), "the trial slot is free again");
 }
 
@@ -177,11 +177,11 @@ async fn slow_call_measurement_covers_the_body() {
     let mut slow = SlowCall::default();
     slow.threshold_ms = 1_000;
     config.slow_call = Some(slow);
-    let (registry, clock, client) = setup(config);
+    let (breakers, clock, client) = setup(config);
 
     let response = client.get(&base).send().await.unwrap();
     clock.advance(ms(1_000)); // the body takes its time
     notify.notify_one();
     assert_eq!(response.text().await.unwrap().len(), 100);
-    assert_eq!(registry.get(&base).unwrap().snapshot().consecutive_failures, 1, "a slow call");
+    assert_eq!(breakers.get(&base).unwrap().snapshot().consecutive_failures, 1, "a slow call");
 }

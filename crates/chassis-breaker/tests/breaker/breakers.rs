@@ -1,55 +1,55 @@
-//! The registry: per-key breakers, overrides, bounded with idle eviction.
+//! The breakers: per-key breakers, overrides, bounded with idle eviction.
 
-use chassis_breaker::{Config, ManualClock, Outcome, Registry, State};
+use chassis_breaker::{Breakers, Config, ManualClock, Outcome, State};
 
 use crate::support::{call, config, ms};
 
 #[test]
 fn one_breaker_per_key_with_per_key_overrides() {
-    let registry = Registry::builder()
+    let breakers = Breakers::builder()
         .config(config(5, 1000, 1))
         .override_key("https://fragile:443", config(1, 1000, 1))
         .build()
         .unwrap();
-    let fragile = registry.get("https://fragile:443").unwrap();
-    let sturdy = registry.get("https://sturdy:443").unwrap();
+    let fragile = breakers.get("https://fragile:443").unwrap();
+    let sturdy = breakers.get("https://sturdy:443").unwrap();
     call(&fragile, Outcome::Failure);
     call(&sturdy, Outcome::Failure);
     assert_eq!(fragile.state(), State::Open);
     assert_eq!(sturdy.state(), State::Closed);
-    assert_eq!(registry.get("https://fragile:443").unwrap().state(), State::Open, "the same breaker again");
+    assert_eq!(breakers.get("https://fragile:443").unwrap().state(), State::Open, "the same breaker again");
     assert_eq!(fragile.config().failure_threshold, 1);
 }
 
 #[test]
 fn bounded_evicting_idle_then_least_recently_used_closed_breakers() {
     let clock = ManualClock::new();
-    let registry = Registry::builder()
+    let breakers = Breakers::builder()
         .config(config(1, 60_000, 1))
         .max_entries(3)
         .idle_timeout(ms(1000))
         .clock(clock.clone())
         .build()
         .unwrap();
-    let open = registry.get("open").unwrap();
+    let open = breakers.get("open").unwrap();
     call(&open, Outcome::Failure);
-    registry.get("a").unwrap();
+    breakers.get("a").unwrap();
     clock.advance(ms(10));
-    registry.get("b").unwrap();
-    registry.get("c").unwrap(); // full: evicts the least recently used closed one ("a")
-    assert_eq!(registry.len(), 3);
-    assert_eq!(registry.get("open").unwrap().state(), State::Open, "an open breaker is kept");
+    breakers.get("b").unwrap();
+    breakers.get("c").unwrap(); // full: evicts the least recently used closed one ("a")
+    assert_eq!(breakers.len(), 3);
+    assert_eq!(breakers.get("open").unwrap().state(), State::Open, "an open breaker is kept");
     clock.advance(ms(2000));
-    registry.get("d").unwrap(); // everything idle: evicted
-    assert_eq!(registry.len(), 1);
+    breakers.get("d").unwrap(); // everything idle: evicted
+    assert_eq!(breakers.len(), 1);
 }
 
 #[test]
 fn invalid_configs_are_errors_not_panics() {
     let mut bad = Config::default();
     bad.half_open_max_calls = 0;
-    assert!(Registry::new(bad.clone()).is_err());
-    assert!(Registry::builder().override_key("x", bad.clone()).build().is_err());
+    assert!(Breakers::new(bad.clone()).is_err());
+    assert!(Breakers::builder().override_key("x", bad.clone()).build().is_err());
     assert!(chassis_breaker::Breaker::new("x", bad).is_err());
 }
 
@@ -80,7 +80,7 @@ fn evicted_breakers_do_not_read_open_and_the_label_set_is_bounded() {
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
         let clock = ManualClock::new();
-        let registry = Registry::builder()
+        let breakers = Breakers::builder()
             .config(config(1, 60_000, 1))
             .max_entries(8)
             .idle_timeout(ms(1))
@@ -88,16 +88,16 @@ fn evicted_breakers_do_not_read_open_and_the_label_set_is_bounded() {
             .build()
             .unwrap();
         for host in 0..3 {
-            let breaker = registry.get(&format!("failing-{host}")).unwrap();
+            let breaker = breakers.get(&format!("failing-{host}")).unwrap();
             call(&breaker, Outcome::Failure);
             assert_eq!(breaker.state(), State::Open);
         }
         for host in 0..200 {
             clock.advance(ms(2));
-            call(&registry.get(&format!("host-{host}")).unwrap(), Outcome::Success);
+            call(&breakers.get(&format!("host-{host}")).unwrap(), Outcome::Success);
         }
-        assert!(registry.len() <= 8);
-        assert!((0..3).all(|h| !registry.contains(&format!("failing-{h}"))), "the open ones were evicted too");
+        assert!(breakers.len() <= 8);
+        assert!((0..3).all(|h| !breakers.contains(&format!("failing-{h}"))), "the open ones were evicted too");
     });
     let (labels, states) = breaker_series(snapshotter.snapshot());
     for host in 0..3 {
@@ -116,10 +116,10 @@ fn a_key_that_comes_back_reports_its_new_breaker() {
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
         let clock = ManualClock::new();
-        let registry = Registry::builder().config(config(1, 60_000, 1)).max_entries(1).clock(clock).build().unwrap();
-        let old = registry.get("a").unwrap();
-        registry.get("b").unwrap(); // evicts "a"
-        let new = registry.get("a").unwrap();
+        let breakers = Breakers::builder().config(config(1, 60_000, 1)).max_entries(1).clock(clock).build().unwrap();
+        let old = breakers.get("a").unwrap();
+        breakers.get("b").unwrap(); // evicts "a"
+        let new = breakers.get("a").unwrap();
         call(&old, Outcome::Failure); // the evicted breaker, still held by a caller, opens
         assert_eq!(old.state(), State::Open);
         assert_eq!(new.state(), State::Closed);

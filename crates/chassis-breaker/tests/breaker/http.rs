@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chassis_breaker::{
-    BreakerMiddleware, ClassifyWith, Config, ManualClock, Outcome, Registry, Rejected, State, client, path_prefix_key,
+    BreakerMiddleware, Breakers, ClassifyWith, Config, ManualClock, Outcome, Rejected, State, client, path_prefix_key,
 };
 use chassis_testkit::{FakeUpstream, Reply};
 use reqwest_middleware::ClientWithMiddleware;
@@ -37,12 +37,12 @@ async fn serve() -> (String, Flaky) {
     (upstream.url(""), Flaky(upstream))
 }
 
-fn registry(clock: &ManualClock) -> Registry {
+fn breakers(clock: &ManualClock) -> Breakers {
     let mut config = Config::default();
     config.failure_threshold = 3;
     config.open_timeout_ms = 10_000;
     config.request_timeout_ms = 300;
-    Registry::builder().config(config).clock(clock.clone()).build().unwrap()
+    Breakers::builder().config(config).clock(clock.clone()).build().unwrap()
 }
 
 async fn status(client: &ClientWithMiddleware, url: &str) -> Result<u16, reqwest_middleware::Error> {
@@ -53,8 +53,8 @@ async fn status(client: &ClientWithMiddleware, url: &str) -> Result<u16, reqwest
 async fn trips_rejects_half_opens_and_recovers() {
     let (base, flaky) = serve().await;
     let clock = ManualClock::new();
-    let registry = registry(&clock);
-    let client = client(registry.clone()).unwrap();
+    let breakers = breakers(&clock);
+    let client = client(breakers.clone()).unwrap();
     let url = format!("{base}/work");
 
     assert_eq!(status(&client, &url).await.unwrap(), 200);
@@ -62,7 +62,7 @@ async fn trips_rejects_half_opens_and_recovers() {
     for _ in 0..3 {
         assert_eq!(status(&client, &url).await.unwrap(), 500, "5xx is returned and counted");
     }
-    let breaker = registry.get(&base).unwrap();
+    let breaker = breakers.get(&base).unwrap();
     assert_eq!(breaker.state(), State::Open);
 
     let hits = flaky.hits();
@@ -82,13 +82,13 @@ async fn trips_rejects_half_opens_and_recovers() {
 async fn client_errors_say_the_server_is_healthy_unless_the_request_says_otherwise() {
     let (base, _flaky) = serve().await;
     let clock = ManualClock::new();
-    let registry = registry(&clock);
-    let client = client(registry.clone()).unwrap();
+    let breakers = breakers(&clock);
+    let client = client(breakers.clone()).unwrap();
     let url = format!("{base}/missing");
     for _ in 0..10 {
         assert_eq!(status(&client, &url).await.unwrap(), 404);
     }
-    assert_eq!(registry.get(&base).unwrap().state(), State::Closed);
+    assert_eq!(breakers.get(&base).unwrap().state(), State::Closed);
 
     let strict = ClassifyWith::new(|r: &reqwest_middleware::Result<reqwest::Response>| match r {
         Ok(response) if response.status() == 404 => Outcome::Failure,
@@ -97,24 +97,24 @@ async fn client_errors_say_the_server_is_healthy_unless_the_request_says_otherwi
     for _ in 0..3 {
         client.get(&url).with_extension(strict.clone()).send().await.unwrap();
     }
-    assert_eq!(registry.get(&base).unwrap().state(), State::Open);
+    assert_eq!(breakers.get(&base).unwrap().state(), State::Open);
 }
 
 #[tokio::test]
 async fn timeouts_are_failures_and_a_cancelled_request_counts_nothing() {
     let (base, _flaky) = serve().await;
     let clock = ManualClock::new();
-    let registry = registry(&clock);
-    let client = client(registry.clone()).unwrap();
+    let breakers = breakers(&clock);
+    let client = client(breakers.clone()).unwrap();
     let slow = format!("{base}/slow");
     let err = status(&client, &slow).await.unwrap_err();
     assert!(matches!(&err, reqwest_middleware::Error::Reqwest(e) if e.is_timeout()), "{err}");
-    assert_eq!(registry.get(&base).unwrap().snapshot().consecutive_failures, 1);
+    assert_eq!(breakers.get(&base).unwrap().snapshot().consecutive_failures, 1);
 
     // The caller gives up before the client's own timeout: nothing is counted.
     let cancelled = tokio::time::timeout(Duration::from_millis(50), client.get(&slow).send()).await;
     assert!(cancelled.is_err());
-    assert_eq!(registry.get(&base).unwrap().snapshot().consecutive_failures, 1);
+    assert_eq!(breakers.get(&base).unwrap().snapshot().consecutive_failures, 1);
 }
 
 #[tokio::test]
@@ -122,8 +122,8 @@ async fn breakers_are_per_host_or_per_path_prefix() {
     let (a, flaky_a) = serve().await;
     let (b, _flaky_b) = serve().await;
     let clock = ManualClock::new();
-    let registry = registry(&clock);
-    let client = client(registry.clone()).unwrap();
+    let breakers = breakers(&clock);
+    let client = client(breakers.clone()).unwrap();
     flaky_a.fail(true);
     for _ in 0..3 {
         let _ = status(&client, &format!("{a}/work")).await;
@@ -132,11 +132,11 @@ async fn breakers_are_per_host_or_per_path_prefix() {
     assert_eq!(status(&client, &format!("{b}/work")).await.unwrap(), 200, "another host is unaffected");
 
     let by_prefix = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(BreakerMiddleware::new(registry.clone()).key(path_prefix_key(1)))
+        .with(BreakerMiddleware::new(breakers.clone()).key(path_prefix_key(1)))
         .build();
     let _ = status(&by_prefix, &format!("{b}/missing")).await;
-    assert!(registry.get(&format!("{b}/missing")).is_ok());
-    assert!(registry.len() >= 3);
+    assert!(breakers.get(&format!("{b}/missing")).is_ok());
+    assert!(breakers.len() >= 3);
 }
 
 /// OpenTelemetry's `http.client.request.duration`, by host and status, or by
@@ -147,7 +147,7 @@ async fn the_client_records_request_durations_by_server_and_status() {
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
     let (base, _upstream) = serve().await;
-    let client = client(Registry::new(Config::default()).unwrap()).unwrap();
+    let client = client(Breakers::new(Config::default()).unwrap()).unwrap();
     assert_eq!(client.get(format!("{base}/work")).send().await.unwrap().status(), 200);
     assert_eq!(client.get(format!("{base}/missing")).send().await.unwrap().status(), 404);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();

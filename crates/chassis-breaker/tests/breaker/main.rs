@@ -4,6 +4,7 @@
 
 #[cfg(feature = "reqwest")]
 mod body;
+mod breakers;
 mod concurrency;
 #[cfg(feature = "reqwest")]
 mod http;
@@ -11,7 +12,6 @@ mod model;
 mod observe;
 mod permits;
 mod policies;
-mod registry;
 mod support;
 #[cfg(feature = "tower")]
 mod tower;

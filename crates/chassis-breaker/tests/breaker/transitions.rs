@@ -1,6 +1,6 @@
 //! The state machine, step by step, on a manual clock.
 
-use chassis_breaker::{Backoff, Outcome, State};
+use chassis_breaker::{OpenBackoff, Outcome, State};
 
 use crate::support::{breaker, call, config, ms};
 
@@ -63,7 +63,7 @@ fn half_open_needs_every_trial_to_succeed_and_one_failure_reopens() {
 fn the_open_timeout_backs_off_on_reopens_and_resets_on_close() {
     let mut c = config(1, 100, 1);
     c.backoff = Some({
-        let mut b = Backoff::default();
+        let mut b = OpenBackoff::default();
         b.multiplier = 2.0;
         b.max_ms = 350;
         b.jitter = 0.0;

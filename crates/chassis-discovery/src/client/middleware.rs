@@ -33,7 +33,7 @@ pub struct Idempotent;
 ///
 /// The instance is picked by [`Balance`](crate::Balance): round robin, or the
 /// less busy of two at random. Instances whose breaker (in the
-/// [`chassis_breaker::Registry`] given to [`breakers`](Self::breakers)) is
+/// [`chassis_breaker::Breakers`] given to [`breakers`](Self::breakers)) is
 /// open are skipped while another one is available. An idempotent request
 /// (see [`Idempotent`]) that fails to connect, that the instance's breaker
 /// rejects, or whose connection breaks before an answer (not a timeout), is
@@ -45,7 +45,7 @@ pub struct Idempotent;
 #[derive(Clone)]
 pub struct DiscoveryMiddleware {
     resolver: Resolver,
-    breakers: Option<chassis_breaker::Registry>,
+    breakers: Option<chassis_breaker::Breakers>,
 }
 
 impl fmt::Debug for DiscoveryMiddleware {
@@ -69,7 +69,7 @@ impl DiscoveryMiddleware {
     /// Skips instances whose breaker in `breakers` is open: the registry the
     /// breaker middleware behind this one uses, keyed by host.
     #[must_use]
-    pub fn breakers(mut self, breakers: chassis_breaker::Registry) -> Self {
+    pub fn breakers(mut self, breakers: chassis_breaker::Breakers) -> Self {
         self.breakers = Some(breakers);
         self
     }
@@ -273,14 +273,14 @@ impl Middleware for DiscoveryMiddleware {
 /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 /// let config = chassis_discovery::Config::default();
 /// let resolver = chassis_discovery::Resolver::from_config(&config)?;
-/// let client = chassis_discovery::client(resolver, chassis_breaker::Registry::new(Default::default())?)?;
+/// let client = chassis_discovery::client(resolver, chassis_breaker::Breakers::new(Default::default())?)?;
 /// let prices = client.get("http://pricing/prices/7").send().await?;
 /// # let _ = prices; Ok(()) }
 /// ```
 ///
 /// # Errors
 /// When reqwest cannot build a client.
-pub fn client(resolver: Resolver, breakers: chassis_breaker::Registry) -> Result<ClientWithMiddleware, reqwest::Error> {
+pub fn client(resolver: Resolver, breakers: chassis_breaker::Breakers) -> Result<ClientWithMiddleware, reqwest::Error> {
     let middleware = DiscoveryMiddleware::new(resolver).breakers(breakers.clone());
     chassis_breaker::client_with(breakers, [Arc::new(middleware) as Arc<dyn Middleware>])
 }

@@ -15,7 +15,7 @@ fn client_over(
     config: ClientConfig,
 ) -> (Resolver, reqwest_middleware::ClientWithMiddleware) {
     let resolver = Resolver::new(registry, config);
-    let breakers = chassis_breaker::Registry::new(chassis_breaker::Config::default()).unwrap();
+    let breakers = chassis_breaker::Breakers::new(chassis_breaker::Config::default()).unwrap();
     (resolver.clone(), chassis_discovery::client(resolver, breakers).unwrap())
 }
 

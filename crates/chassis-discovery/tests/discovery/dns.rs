@@ -100,7 +100,7 @@ async fn srv_priorities_and_weights_are_honoured_and_refreshed_on_the_ttl() {
     let resolver = Resolver::new(Arc::new(registry), ClientConfig::default());
     let shutdown = CancellationToken::new();
     let watches = tokio::spawn(resolver.clone().run(shutdown.clone()));
-    let breakers = chassis_breaker::Registry::new(chassis_breaker::Config::default()).unwrap();
+    let breakers = chassis_breaker::Breakers::new(chassis_breaker::Config::default()).unwrap();
     let client = chassis_discovery::client(resolver.clone(), breakers).unwrap();
     for _ in 0..200 {
         client.get("http://inventory/hit").send().await.unwrap();

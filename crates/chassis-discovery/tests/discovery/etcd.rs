@@ -220,7 +220,7 @@ async fn three_processes_share_load_survive_a_kill_a_500ing_peer_and_an_etcd_out
     let mut client_config = ClientConfig::default();
     client_config.rewatch_ms = 100;
     let resolver = Resolver::new(Arc::new(EtcdRegistry::new(&config).unwrap()), client_config);
-    let breakers = chassis_breaker::Registry::new(chassis_breaker::Config::default()).unwrap();
+    let breakers = chassis_breaker::Breakers::new(chassis_breaker::Config::default()).unwrap();
     let client = chassis_discovery::client(resolver.clone(), breakers).unwrap();
     let shutdown = CancellationToken::new();
     let watches = tokio::spawn(resolver.clone().run(shutdown.clone()));

@@ -19,28 +19,38 @@ pub(crate) struct Field {
 /// A W3C trace context in scope.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Trace {
-    /// Shared, not copied, by the spans that inherit it.
-    pub(crate) trace_id: Option<std::sync::Arc<str>>,
-    pub(crate) span_id: Option<std::sync::Arc<str>>,
+    /// Copied, not shared, by the spans that inherit it: inline, that is a
+    /// copy of 33 bytes, cheaper than an allocation and a shared count.
+    pub(crate) trace_id: Option<Id>,
+    pub(crate) span_id: Option<Id>,
     pub(crate) sampled: Option<bool>,
 }
 
 impl Trace {
-    /// Parses `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`; `None` when
-    /// malformed or when an id is all zeros (invalid by the spec).
+    /// Parses `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>` (a later
+    /// version may follow it with `-` and more); `None` when malformed, of
+    /// the invalid version `ff`, or when an id is all zeros (invalid by the
+    /// spec).
     pub(crate) fn from_traceparent(header: &str) -> Option<Self> {
-        let mut parts = header.trim().split('-');
-        let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-        let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
-        if !(hex(version, 2) && version != "ff" && hex(trace, 32) && hex(span, 16) && hex(flags, 2)) {
+        let h = header.trim().as_bytes();
+        if h.len() < 55 || h[2] != b'-' || h[35] != b'-' || h[52] != b'-' {
             return None;
         }
-        if !(nonzero(trace) && nonzero(span)) || (version == "00" && parts.next().is_some()) {
+        let (version, trace, span, flags) = (&h[..2], &h[3..35], &h[36..52], &h[53..55]);
+        let hex = |part: &[u8]| part.iter().all(u8::is_ascii_hexdigit);
+        let nonzero = |part: &[u8]| part.iter().any(|&b| b != b'0');
+        if !(hex(version) && hex(trace) && hex(span) && hex(flags)) || version.eq_ignore_ascii_case(b"ff") {
             return None;
         }
-        let flags = u8::from_str_radix(flags, 16).ok()?;
-        Some(Self { trace_id: Some(lowercase(trace)), span_id: Some(lowercase(span)), sampled: Some(flags & 1 == 1) })
+        if h.len() > 55 && (version == b"00" || h[55] != b'-') {
+            return None;
+        }
+        if !(nonzero(trace) && nonzero(span)) {
+            return None;
+        }
+        // The sampled flag is the low bit of the last hex digit.
+        let sampled = (flags[1] as char).to_digit(16).is_some_and(|d| d & 1 == 1);
+        Some(Self { trace_id: Some(Id::lowercase(trace)), span_id: Some(Id::lowercase(span)), sampled: Some(sampled) })
     }
 
     /// Takes what `recorded` has (a later `record` of trace fields).
@@ -56,7 +66,7 @@ impl Trace {
         }
     }
 
-    /// Fills what `self` lacks from `outer` (sharing its ids, not copying them).
+    /// Fills what `self` lacks from `outer`.
     pub(crate) fn inherit(&mut self, outer: &Self) {
         if self.trace_id.is_none() {
             self.trace_id.clone_from(&outer.trace_id);
@@ -70,9 +80,69 @@ impl Trace {
     }
 }
 
-/// `hex` in lowercase, copied once.
-fn lowercase(hex: &str) -> std::sync::Arc<str> {
-    if hex.bytes().any(|b| b.is_ascii_uppercase()) { hex.to_ascii_lowercase().into() } else { hex.into() }
+/// The longest id kept inline: a W3C trace id's 32 hex digits.
+const INLINE_ID: usize = 32;
+
+/// A trace or span id as logged: inline up to 32 bytes (every W3C id), shared
+/// beyond (a `trace_id` field of another shape).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Id {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Shared(std::sync::Arc<str>),
+}
+
+impl Id {
+    pub(crate) fn new(id: &str) -> Self {
+        let mut bytes = [0; INLINE_ID];
+        match (bytes.get_mut(..id.len()), u8::try_from(id.len())) {
+            (Some(inline), Ok(len)) => {
+                inline.copy_from_slice(id.as_bytes());
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Shared(id.into()),
+        }
+    }
+
+    /// `hex` (ASCII hex digits, as `from_traceparent` checked) in lowercase.
+    fn lowercase(hex: &[u8]) -> Self {
+        let mut bytes = [0; INLINE_ID];
+        match (bytes.get_mut(..hex.len()), u8::try_from(hex.len())) {
+            (Some(inline), Ok(len)) => {
+                inline.copy_from_slice(hex);
+                inline.make_ascii_lowercase();
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Shared(String::from_utf8_lossy(hex).to_ascii_lowercase().into()),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Copied whole from a `&str` (and ASCII-lowercased): valid UTF-8.
+            Self::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
+            Self::Shared(id) => id,
+        }
+    }
+}
+
+impl std::ops::Deref for Id {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Collects a span's own fields (a later record of a name replaces it).
@@ -104,8 +174,8 @@ impl Visit for SpanVisitor {
                     self.trace = trace;
                 }
             }
-            "trace_id" => self.trace.trace_id = Some(value.into()),
-            "span_id" => self.trace.span_id = Some(value.into()),
+            "trace_id" => self.trace.trace_id = Some(Id::new(value)),
+            "span_id" => self.trace.span_id = Some(Id::new(value)),
             _ => {}
         }
         let mut encoded = String::with_capacity(value.len() + 2);
@@ -121,11 +191,15 @@ impl Visit for SpanVisitor {
     }
 
     fn record_i64(&mut self, field: &TracingField, value: i64) {
-        self.put(field, value.to_string());
+        let mut encoded = String::with_capacity(20);
+        encode::signed(&mut encoded, value);
+        self.put(field, encoded);
     }
 
     fn record_u64(&mut self, field: &TracingField, value: u64) {
-        self.put(field, value.to_string());
+        let mut encoded = String::with_capacity(20);
+        encode::digits(&mut encoded, value, 1);
+        self.put(field, encoded);
     }
 
     fn record_i128(&mut self, field: &TracingField, value: i128) {
@@ -150,16 +224,50 @@ impl Visit for SpanVisitor {
 
     fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
         if matches!(field.name(), "traceparent" | "trace_id" | "span_id") {
-            // Recorded with `%` or `?`: the text itself, without JSON's quotes.
+            // Recorded with `%` or `?`: the text itself, without JSON's
+            // quotes; formatted on the stack when it fits (a traceparent does).
             use fmt::Write as _;
-            let mut text = String::with_capacity(64);
-            let _ = write!(text, "{value:?}");
-            self.record_str(field, text.trim_matches('"'));
+            let mut short = ShortText::default();
+            if write!(short, "{value:?}").is_ok() {
+                self.record_str(field, short.as_str().trim_matches('"'));
+            } else {
+                let mut text = String::with_capacity(256);
+                let _ = write!(text, "{value:?}");
+                self.record_str(field, text.trim_matches('"'));
+            }
             return;
         }
         let mut encoded = String::with_capacity(32);
         encode::debug(&mut encoded, value);
         self.put(field, encoded);
+    }
+}
+
+/// Text formatted on the stack, up to 128 bytes (a write past it fails).
+struct ShortText {
+    bytes: [u8; 128],
+    len: usize,
+}
+
+impl Default for ShortText {
+    fn default() -> Self {
+        Self { bytes: [0; 128], len: 0 }
+    }
+}
+
+impl ShortText {
+    fn as_str(&self) -> &str {
+        // Whole `&str`s were copied in: valid UTF-8.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for ShortText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 

@@ -115,7 +115,9 @@ fn bench(c: &mut Criterion) {
             black_box(axum::body::to_bytes(response.into_body(), 1024).await.unwrap());
         });
     };
-    let (bare_router, stacked_router) = (app(), stacked());
+    // `with_state` as `axum::serve` does once: a router without it turns its
+    // handlers into routes (cloning every layer) on every request.
+    let (bare_router, stacked_router) = (app().with_state(()), stacked().with_state(()));
     // `STACK_COUNT=<bare|stack>:<n>`: only n in-process requests, then exit,
     // for an instruction count with valgrind's callgrind (BENCHMARKS.md).
     #[allow(clippy::disallowed_methods)] // a bench switch, not a setting

@@ -141,6 +141,13 @@ impl TraceContext {
         Some(Self { trace_id, span_id, flags: flags & 1, state })
     }
 
+    /// The context of a new span: a [`child`](Self::child) of `parent`, or
+    /// a new trace ([`root`](Self::root)) without one.
+    #[must_use]
+    pub fn next(parent: Option<&Self>) -> Self {
+        parent.map_or_else(Self::root, Self::child)
+    }
+
     /// A span in the same trace, a child of this one: a new span id, the same
     /// trace id, flags and `tracestate`.
     #[must_use]
@@ -183,12 +190,44 @@ impl TraceContext {
 /// are the ones OpenTelemetry gives the span, so that what is logged, sent
 /// on and exported are one trace; otherwise they are random.
 pub fn start(span: &tracing::Span, parent: Option<&TraceContext>) -> TraceContext {
-    let own = || parent.map_or_else(TraceContext::root, TraceContext::child);
+    let own = || TraceContext::next(parent);
     #[cfg(feature = "otel")]
     let context = otel::start(span, parent).unwrap_or_else(own);
     #[cfg(not(feature = "otel"))]
     let context = own();
     attach(span, context.clone());
+    context
+}
+
+/// [`start`] for a span created with its context already in its
+/// `traceparent` field: `context` is [`TraceContext::next`] of `parent`,
+/// taken before the span, so the field is written with the span's other
+/// fields instead of by a record afterwards (a record costs a log layer a
+/// second pass over the span). Returns the span's context: `context`, or
+/// with the `otel` feature and a `tracing-opentelemetry` layer the ids
+/// OpenTelemetry gave the span (then recorded over the field).
+///
+/// ```
+/// use chassis_trace::TraceContext;
+///
+/// # tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+/// let context = TraceContext::next(None); // a new trace
+/// let span = tracing::info_span!("request", traceparent = %context);
+/// let context = chassis_trace::start_recorded(&span, None, context);
+/// assert_eq!(span.in_scope(chassis_trace::current), Some(context));
+/// # });
+/// ```
+pub fn start_recorded(span: &tracing::Span, parent: Option<&TraceContext>, context: TraceContext) -> TraceContext {
+    #[cfg(feature = "otel")]
+    if let Some(otel) = otel::start(span, parent) {
+        if otel != context {
+            attach(span, otel.clone());
+            return otel;
+        }
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = parent;
+    keep(span, context.clone());
     context
 }
 
@@ -210,6 +249,11 @@ pub fn link(span: &tracing::Span, other: &TraceContext) {
 /// context is only recorded in the field.
 pub fn attach(span: &tracing::Span, context: TraceContext) {
     span.record(TRACEPARENT, tracing::field::display(&context));
+    keep(span, context);
+}
+
+/// Puts `context` in `span`'s extensions, where [`current`] finds it.
+fn keep(span: &tracing::Span, context: TraceContext) {
     span.with_subscriber(|(id, dispatch)| {
         if let Some(span) = dispatch.downcast_ref::<tracing_subscriber::Registry>().and_then(|r| r.span(id)) {
             span.extensions_mut().replace(context);

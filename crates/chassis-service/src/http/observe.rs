@@ -5,12 +5,18 @@ use std::sync::{OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument as _;
 
 use super::{ClientErrorLevel, Config, REQUEST_ID, Server};
+
+/// The header names, parsed once (a name given as `&str` is parsed and
+/// hashed again at every lookup).
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
+const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(chassis_trace::TRACEPARENT);
+const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(chassis_trace::TRACESTATE);
 
 /// The request's id (a request extension): the caller's `x-request-id` if it
 /// is 1 to 128 visible ASCII characters, otherwise a new UUID v7.
@@ -98,16 +104,20 @@ impl Observe {
     }
 }
 
-/// The caller's id if it is reasonable to log, else a new one.
-fn request_id(request: &Request) -> (String, bool) {
-    let taken = request
-        .headers()
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()));
+/// The caller's id if it is reasonable to log, else a new one; with its
+/// header value (the caller's own, shared, or made from the new id).
+fn request_id(request: &Request) -> (String, Option<HeaderValue>, bool) {
+    let taken = request.headers().get(REQUEST_ID_HEADER).and_then(|value| {
+        let id = value.to_str().ok()?;
+        ((1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())).then(|| (id.to_owned(), value))
+    });
     match taken {
-        Some(id) => (id.to_owned(), false),
-        None => (new_id(), true),
+        Some((id, value)) => (id, Some(value.clone()), false),
+        None => {
+            let id = new_id();
+            let value = HeaderValue::from_str(&id).ok();
+            (id, value, true)
+        }
     }
 }
 
@@ -165,44 +175,44 @@ pub(crate) async fn observe(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let (id, generated) = request_id(&request);
-    let header = HeaderValue::from_str(&id).ok();
+    let (id, header, generated) = request_id(&request);
     if generated {
         if let Some(header) = &header {
-            request.headers_mut().insert(REQUEST_ID, header.clone());
+            request.headers_mut().insert(REQUEST_ID_HEADER, header.clone());
         }
     }
-    request.extensions_mut().insert(RequestId(id.clone()));
     let matched = request.extensions().get::<MatchedPath>().cloned(); // an `Arc<str>` inside
     let route = matched.as_ref().map(MatchedPath::as_str);
     let method_index = method_index(request.method());
     let method = METHODS[method_index];
     let caller = {
-        let incoming = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-        incoming(chassis_trace::TRACEPARENT).and_then(|traceparent| {
-            chassis_trace::TraceContext::parse(traceparent, incoming(chassis_trace::TRACESTATE))
+        let incoming = |name: &HeaderName| request.headers().get(name).and_then(|v| v.to_str().ok());
+        incoming(&TRACEPARENT_HEADER).and_then(|traceparent| {
+            chassis_trace::TraceContext::parse(traceparent, incoming(&TRACESTATE_HEADER))
         })
     };
     let probe = observe.is_probe(route);
     let span = if probe {
         tracing::Span::none()
     } else {
-        tracing::error_span!(
-        target: "chassis::http",
-        "request",
-        "http.request.method" = method,
-        "http.route" = route,
-        "url.path" = request.uri().path(),
-        request_id = id,
-        "http.response.status_code" = tracing::field::Empty,
-        traceparent = tracing::field::Empty,
-        trace_parent_span_id = caller.as_ref().map(chassis_trace::TraceContext::span_id),
-        )
+        // The caller's trace continues here, in a span of its own; or one
+        // starts. Its context is a field from the start (not recorded after).
+        let context = chassis_trace::TraceContext::next(caller.as_ref());
+        let span = tracing::error_span!(
+            target: "chassis::http",
+            "request",
+            "http.request.method" = method,
+            "http.route" = route,
+            "url.path" = request.uri().path(),
+            request_id = id,
+            "http.response.status_code" = tracing::field::Empty,
+            traceparent = %context,
+            trace_parent_span_id = caller.as_ref().map(chassis_trace::TraceContext::span_id),
+        );
+        chassis_trace::start_recorded(&span, caller.as_ref(), context);
+        span
     };
-    if !probe {
-        // The caller's trace continues here, in a span of its own; or one starts.
-        chassis_trace::start(&span, caller.as_ref());
-    }
+    request.extensions_mut().insert(RequestId(id));
     let _active = (observe.server == Server::Api).then(|| Active::new(observe.metrics.active(method_index)));
     let run = next.run(request);
     let mut response = match observe.timeout {
@@ -216,16 +226,16 @@ pub(crate) async fn observe(
         None => run.instrument(span.clone()).await,
     };
     if let Some(header) = header {
-        response.headers_mut().insert(REQUEST_ID, header);
+        response.headers_mut().insert(REQUEST_ID_HEADER, header);
     }
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
+    let seconds = started.elapsed().as_secs_f64();
     if observe.server == Server::Api {
-        let seconds = started.elapsed().as_secs_f64();
         observe.metrics.record_duration(method, route.unwrap_or_default(), response.status(), seconds);
     }
     if observe.log_requests && !probe {
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let latency_ms = seconds * 1000.0;
         let _entered = span.enter();
         match status {
             500.. => tracing::error!(target: "chassis::http", latency_ms, "request"),

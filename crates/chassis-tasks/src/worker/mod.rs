@@ -24,6 +24,7 @@ pub const DEAD_LETTER_REASON: &str = "dead_letter_reason";
 
 mod acker;
 mod health;
+mod outcome;
 mod poller;
 mod run;
 mod task_metrics;

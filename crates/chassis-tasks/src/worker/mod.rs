@@ -66,7 +66,9 @@ struct Counters {
 
 /// Consumes one queue's tasks.
 pub struct Worker<Q: Queue + Clone> {
-    shared: Arc<Shared<Q>>,
+    /// Owned here while the builder methods set it, so that none of them can
+    /// be lost; [`run`](Self::run) shares it with the pollers and runs.
+    shared: Shared<Q>,
 }
 
 impl<Q: Queue + Clone> std::fmt::Debug for Worker<Q> {
@@ -75,6 +77,8 @@ impl<Q: Queue + Clone> std::fmt::Debug for Worker<Q> {
     }
 }
 
+/// The worker's settings and state: owned by [`Worker`] until it runs, then
+/// shared (in an `Arc`) by its pollers and task runs.
 struct Shared<Q> {
     queue: Q,
     dead_letter: Option<Q>,
@@ -145,7 +149,7 @@ impl<Q: Queue + Clone> Worker<Q> {
         config.validate()?;
         describe_metrics();
         Ok(Self {
-            shared: Arc::new(Shared {
+            shared: Shared {
                 queue,
                 dead_letter: None,
                 pools: HashMap::new(),
@@ -158,12 +162,8 @@ impl<Q: Queue + Clone> Worker<Q> {
                 hook: None,
                 unrun: Mutex::default(),
                 registry,
-            }),
+            },
         })
-    }
-
-    fn shared_mut(&mut self) -> Option<&mut Shared<Q>> {
-        Arc::get_mut(&mut self.shared)
     }
 
     /// The dead-letter queue: malformed, unknown and exhausted tasks go there,
@@ -173,18 +173,14 @@ impl<Q: Queue + Clone> Worker<Q> {
     /// an ERROR line once they end.
     #[must_use]
     pub fn dead_letter(mut self, queue: Q) -> Self {
-        if let Some(shared) = self.shared_mut() {
-            shared.dead_letter = Some(queue);
-        }
+        self.shared.dead_letter = Some(queue);
         self
     }
 
     /// Another service's pool, for `on_fail` tasks sent there.
     #[must_use]
     pub fn pool(mut self, name: impl Into<String>, queue: Q) -> Self {
-        if let Some(shared) = self.shared_mut() {
-            shared.pools.insert(name.into(), queue);
-        }
+        self.shared.pools.insert(name.into(), queue);
         self
     }
 
@@ -192,22 +188,19 @@ impl<Q: Queue + Clone> Worker<Q> {
     /// tests on a paused clock).
     #[must_use]
     pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Self {
-        if let Some(shared) = self.shared_mut() {
-            shared.clock = clock;
-        }
+        self.shared.clock = clock;
         self
     }
 
     /// Observes every run (and may skip tasks); see [`Hook`].
     #[must_use]
     pub fn hook(mut self, hook: impl Hook) -> Self {
-        if let Some(shared) = self.shared_mut() {
-            shared.hook = Some(Arc::new(hook));
-        }
+        self.shared.hook = Some(Arc::new(hook));
         self
     }
 
-    /// The health a readiness check reads.
+    /// The health a readiness check reads. Settings given after it was taken
+    /// still apply.
     pub fn health(&self) -> Health {
         self.shared.health.clone()
     }
@@ -233,11 +226,9 @@ impl<Q: Queue + Clone> Worker<Q> {
             let Some(dead_letter) = open_dead_letter(&shared, &name, &shutdown).await else {
                 return Report::default();
             };
-            match Arc::get_mut(&mut shared) {
-                Some(owned) => owned.dead_letter = Some(dead_letter),
-                None => tracing::error!("the worker's state is shared before it runs; the dead-letter queue is unused"),
-            }
+            shared.dead_letter = Some(dead_letter);
         }
+        let shared = Arc::new(shared);
         let concurrency = shared.config.concurrency;
         let slots = Arc::new(Semaphore::new(concurrency));
         let tracker = TaskTracker::new();

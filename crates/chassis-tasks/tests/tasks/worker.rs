@@ -156,6 +156,27 @@ async fn malformed_messages_are_dead_lettered_with_the_reason() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn settings_given_after_the_health_was_taken_still_apply() {
+    // A service hands the worker's health to its readiness check while it
+    // still builds the worker: a setting given afterwards must not be lost,
+    // and the handle must be the running worker's.
+    let q = MemoryQueue::new("q");
+    let dlq = MemoryQueue::new("dlq");
+    q.send(Outgoing::new("{}")).await.unwrap(); // no task_name
+    let worker = chassis_tasks::Worker::new(q.clone(), Registry::new(), config()).unwrap();
+    let health = worker.health();
+    let worker = worker.dead_letter(dlq.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(worker.run(stop.clone()));
+    tokio::time::sleep(S(5)).await;
+    assert!(health.is_ready(), "the handle taken before is the running worker's");
+    stop.cancel();
+    let report = handle.await.unwrap();
+    assert_eq!((report.dead_lettered, report.discarded), (1, 0));
+    assert_eq!(drain(&dlq).await.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_a_dead_letter_queue_a_bad_message_ends_once_deleted() {
     // The Python original's rule: an end state, never an endless loop.
     let q = MemoryQueue::new("q");

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::handler::{Hook, OnFail, Proceed, Registered, Registry, RunOutcome, TaskContext, TaskResult};
 use crate::queue::{MAX_BATCH, MAX_DELAY, MAX_VISIBILITY, Message, Outgoing, Queue};
+use crate::retry::{Backoff, Progression};
 use crate::wire::{self, Envelope};
 
 /// The attribute naming why a message was dead-lettered.

@@ -241,14 +241,13 @@ impl<Q: Queue + Clone> Run<Q> {
     /// dead-lettered whose outcome the hook did not record.
     async fn record(&self, ctx: &TaskContext, outcome: RunOutcome, message: &Message) -> bool {
         let Some(hook) = &self.shared.hook else { return true };
-        let mut wait = HOOK_RETRY_FIRST;
         for attempt in 1..=HOOK_ATTEMPTS {
             match hook.after(ctx, outcome.clone()).await {
                 Ok(()) => return true,
                 Err(error) if attempt < HOOK_ATTEMPTS => {
+                    let wait = HOOK_BACKOFF.delay(attempt);
                     tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "the worker's hook failed");
                     tokio::time::sleep(wait).await;
-                    wait *= 2;
                 }
                 Err(error) => {
                     metrics::counter!("chassis_tasks_hook_failures_total", "task" => self.shared.task_label(&ctx.task))
@@ -351,9 +350,10 @@ impl<Q: Queue + Clone> Run<Q> {
 }
 
 /// How many times a failing hook is called for one final outcome, and the
-/// first wait between calls (doubling).
+/// waits between the calls: 100 ms doubling (100, 200, 400 ms).
 const HOOK_ATTEMPTS: u32 = 4;
-const HOOK_RETRY_FIRST: Duration = Duration::from_millis(100);
+const HOOK_BACKOFF: Backoff =
+    Backoff::new(Progression::Exponential, Duration::from_millis(100), Duration::from_millis(400));
 
 /// The `exec_id` of the `on_fail` task of execution `exec_id`: a UUID v5
 /// (RFC 9562, name-based) of both, the same every time it is sent.
@@ -369,4 +369,15 @@ fn truncated(body: &str) -> &str {
         end -= 1;
     }
     &body[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_hook_is_called_again_after_100_ms_doubling() {
+        let pauses: Vec<u64> = (1..HOOK_ATTEMPTS).map(|n| HOOK_BACKOFF.delay(n).as_millis() as u64).collect();
+        assert_eq!(pauses, [100, 200, 400]);
+    }
 }

@@ -15,7 +15,7 @@ use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::handler::{Hook, OnFail, Proceed, Registered, Registry, RunOutcome, TaskContext, TaskResult};
+use crate::handler::{Handlers, Hook, OnFail, Proceed, Registered, RunOutcome, TaskContext, TaskResult};
 use crate::queue::{MAX_BATCH, MAX_DELAY, MAX_VISIBILITY, Message, Outgoing, Queue};
 use crate::retry::{Backoff, Progression};
 use crate::wire::{self, Envelope};
@@ -31,7 +31,7 @@ mod run;
 mod task_metrics;
 
 use acker::acker;
-pub use health::Health;
+pub use health::WorkerHealth;
 use poller::{Poller, receive_backoff};
 use run::Run;
 use task_metrics::{TaskMetrics, describe_metrics};
@@ -84,9 +84,9 @@ struct Shared<Q> {
     queue: Q,
     dead_letter: Option<Q>,
     pools: HashMap<String, Q>,
-    registry: Registry,
+    handlers: Handlers,
     config: Config,
-    health: Health,
+    health: WorkerHealth,
     counters: Counters,
     clock: fn() -> SystemTime,
     /// Metric handles per task, registered when the worker is built.
@@ -112,7 +112,7 @@ impl<Q> Shared<Q> {
     /// The `task` label for a name taken from a message: the name if it is
     /// registered, else [`UNKNOWN_TASK_LABEL`].
     fn task_label(&self, task: &str) -> String {
-        let known = self.registry.tasks.contains_key(task);
+        let known = self.handlers.tasks.contains_key(task);
         if known { task } else { UNKNOWN_TASK_LABEL }.to_owned()
     }
 
@@ -142,11 +142,11 @@ impl<Q> Shared<Q> {
 }
 
 impl<Q: Queue + Clone> Worker<Q> {
-    /// A worker running `registry`'s tasks from `queue`.
+    /// A worker running the tasks of `handlers` from `queue`.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
-    pub fn new(queue: Q, registry: Registry, config: Config) -> Result<Self> {
+    pub fn new(queue: Q, handlers: Handlers, config: Config) -> Result<Self> {
         config.validate()?;
         describe_metrics();
         Ok(Self {
@@ -155,14 +155,14 @@ impl<Q: Queue + Clone> Worker<Q> {
                 dead_letter: None,
                 pools: HashMap::new(),
                 config,
-                health: Health::default(),
+                health: WorkerHealth::default(),
                 counters: Counters::default(),
                 clock: SystemTime::now,
-                metrics: registry.tasks.keys().map(|task| (task.clone(), TaskMetrics::new(task))).collect(),
+                metrics: handlers.tasks.keys().map(|task| (task.clone(), TaskMetrics::new(task))).collect(),
                 in_flight: metrics::gauge!("chassis_tasks_in_flight"),
                 hook: None,
                 unrun: Mutex::default(),
-                registry,
+                handlers,
             },
         })
     }
@@ -202,7 +202,7 @@ impl<Q: Queue + Clone> Worker<Q> {
 
     /// The health a readiness check reads. Settings given after it was taken
     /// still apply.
-    pub fn health(&self) -> Health {
+    pub fn health(&self) -> WorkerHealth {
         self.shared.health.clone()
     }
 
@@ -220,7 +220,7 @@ impl<Q: Queue + Clone> Worker<Q> {
     /// visibility timeout, and a task whose delete was abandoned runs again.
     ///
     /// A configured `tasks.dead_letter_queue` is opened first; until it is
-    /// open, the worker receives nothing and its [`Health`] says why.
+    /// open, the worker receives nothing and its [`WorkerHealth`] says why.
     pub async fn run(self, shutdown: CancellationToken) -> Report {
         let mut shared = self.shared;
         if let Some(name) = shared.config.dead_letter_queue.clone().filter(|_| shared.dead_letter.is_none()) {

@@ -107,7 +107,7 @@ impl<Q: Queue + Clone> Run<Q> {
                 }
             }
         }
-        match self.shared.registry.tasks.get(&envelope.task) {
+        match self.shared.handlers.tasks.get(&envelope.task) {
             Some(registered) => Admission::Run(envelope, registered),
             None => Admission::Not(self.unknown(message, &envelope)),
         }

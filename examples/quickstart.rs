@@ -45,7 +45,7 @@ use axum::routing::{get, post};
 use chassis::breaker::Rejected;
 use chassis::config::{Loader, Require, Rule};
 use chassis::jobs::{JobHook, Jobs, NewJob};
-use chassis::tasks::{MemoryQueue, Producer, Queue, Registry, TaskContext, TaskResult, Worker};
+use chassis::tasks::{Handlers, MemoryQueue, Producer, Queue, TaskContext, TaskResult, Worker};
 use serde::{Deserialize, Serialize};
 
 /// The service's whole configuration, one section per concern (`service` and
@@ -232,7 +232,7 @@ async fn routes<Q: Queue + Clone>(settings: &Settings, jobs: Jobs, queue: Q) -> 
 /// through a breaker per instance. `http://pricing/…` is a logical name: the
 /// static backend resolves it to the instances in `discovery.instances.pricing`
 /// (default: this process).
-fn tasks(service: &mut chassis::service::Service, settings: &Settings) -> Result<Registry, String> {
+fn tasks(service: &mut chassis::service::Service, settings: &Settings) -> Result<Handlers, String> {
     let breakers = chassis::breaker::Breakers::new(settings.breaker.clone()).map_err(|e| e.to_string())?;
     let local = SocketAddr::from(([127, 0, 0, 1], settings.service.http_addr.port()));
     let mut instances = settings.discovery.instances.clone();
@@ -241,8 +241,8 @@ fn tasks(service: &mut chassis::service::Service, settings: &Settings) -> Result
     let resolver = chassis::discovery::Resolver::new(registry, settings.discovery.client.clone());
     let client = chassis::discovery::client(resolver.clone(), breakers).map_err(|e| e.to_string())?;
     service.resolver(resolver);
-    let mut registry = Registry::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("price_item", move |task: PriceItem, ctx: TaskContext| {
             let (client, url) = (client.clone(), format!("http://pricing/pricing/quote/{}", task.item));
             async move {
@@ -261,7 +261,7 @@ fn tasks(service: &mut chassis::service::Service, settings: &Settings) -> Result
             }
         })
         .map_err(|e| e.to_string())?;
-    Ok(registry)
+    Ok(handlers)
 }
 
 #[derive(Clone)]

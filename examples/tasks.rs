@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use chassis::tasks::{
-    Backoff, CancellationToken, Config, MemoryQueue, Producer, Progression, Queue, Registry, TaskContext, TaskPolicy,
+    Backoff, CancellationToken, Config, Handlers, MemoryQueue, Producer, Progression, Queue, TaskContext, TaskPolicy,
     Worker,
 };
 use serde::{Deserialize, Serialize};
@@ -28,8 +28,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queue = MemoryQueue::new("billing-tasks");
     let dead_letters = MemoryQueue::new("billing-dead-letters");
 
-    let mut registry = Registry::new();
-    registry.task_with(
+    let mut handlers = Handlers::new();
+    handlers.task_with(
         "charge",
         TaskPolicy::default().max_failures(3).on_fail("notify_finance"),
         |charge: Charge, ctx: TaskContext| async move {
@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         },
     )?;
-    registry.task("notify_finance", |charge: Charge, _ctx: TaskContext| async move {
+    handlers.task("notify_finance", |charge: Charge, _ctx: TaskContext| async move {
         tracing::warn!(invoice = charge.invoice, "finance notified of a charge that could not be made");
     })?;
 
@@ -56,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = Config::new("billing-tasks");
     config.wait_time_secs = 1;
     config.backoff = Backoff::new(Progression::Linear, Duration::from_secs(1), Duration::from_secs(2));
-    let worker = Worker::new(queue.clone(), registry, config)?.dead_letter(dead_letters.clone());
+    let worker = Worker::new(queue.clone(), handlers, config)?.dead_letter(dead_letters.clone());
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(worker.run(shutdown.clone()));
     tokio::time::sleep(Duration::from_secs(6)).await;

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use chassis_jobs::{JobHook, Jobs, NewJob, SqlStore, Status};
-use chassis_tasks::{CancellationToken, Config, MemoryQueue, Producer, Registry, Worker};
+use chassis_tasks::{CancellationToken, Config, Handlers, MemoryQueue, Producer, Worker};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
@@ -26,11 +26,11 @@ async fn run(jobs: Option<&Jobs>) -> Duration {
             None
         }
     };
-    let mut registry = Registry::new();
-    registry.task("noop", |_: u64, _| std::future::ready(())).unwrap();
+    let mut handlers = Handlers::new();
+    handlers.task("noop", |_: u64, _| std::future::ready(())).unwrap();
     let mut config = Config::new("bench");
     config.wait_time_secs = 1;
-    let mut worker = Worker::new(queue.clone(), registry, config).unwrap();
+    let mut worker = Worker::new(queue.clone(), handlers, config).unwrap();
     if let Some(jobs) = jobs {
         worker = worker.hook(JobHook::new(jobs.clone()));
     }

@@ -24,10 +24,10 @@ impl Service {
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-    /// use chassis_tasks::{Config, MemoryQueue, Registry, Worker};
+    /// use chassis_tasks::{Config, MemoryQueue, Handlers, Worker};
     ///
     /// let mut service = chassis_service::Service::new("billing", "1.4.2", chassis_service::Config::default());
-    /// let worker = Worker::new(MemoryQueue::new("billing"), Registry::new(), Config::new("billing"))?;
+    /// let worker = Worker::new(MemoryQueue::new("billing"), Handlers::new(), Config::new("billing"))?;
     /// service.worker(worker);
     /// service.run().await?;
     /// # Ok(()) }

@@ -288,7 +288,7 @@ async fn one_trace_from_a_request_through_a_task_to_the_next_request() {
     let queue = chassis_tasks::MemoryQueue::new("trace-tasks");
     let producer = chassis_tasks::Producer::new(queue.clone());
     let client = chassis_breaker::client(chassis_breaker::Breakers::new(Default::default()).unwrap()).unwrap();
-    let mut registry = chassis_tasks::Registry::new();
+    let mut registry = chassis_tasks::Handlers::new();
     registry
         .task("call_next", move |_: Value, _ctx: chassis_tasks::TaskContext| {
             let client = client.clone();

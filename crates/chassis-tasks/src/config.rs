@@ -107,7 +107,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
 /// The checks no single field's bound expresses, each at the key of the
 /// value out of line: `task_pool` (required unless `queue_url` is set),
 /// `pollers` (at most `concurrency`), `backoff.max_secs` (`backoff.base_secs`
-/// to 43 200), `backoff.jitter` (0 to 1), `dead_letter_queue` (not empty).
+/// to 43 200, each with its `_ms`), `backoff.jitter` (0 to 1), `dead_letter_queue` (not empty).
 impl Check for Config {
     fn check(&self) -> Vec<Violation> {
         let mut found = Vec::new();
@@ -124,13 +124,14 @@ impl Check for Config {
             );
         }
         let backoff = &self.backoff;
-        let max = crate::MAX_VISIBILITY.as_secs();
-        if backoff.max_secs < backoff.base_secs || backoff.max_secs > max {
+        if backoff.max_out_of_line() {
+            let max = crate::MAX_VISIBILITY.as_secs();
+            let (base_shown, max_shown) = backoff.shown();
             found.push(
                 Violation::new(
                     "backoff.max_secs",
-                    backoff.max_secs,
-                    format_args!("backoff.base_secs ({}) to {max}", backoff.base_secs),
+                    max_shown,
+                    format_args!("backoff.base_secs ({base_shown}) to {max}"),
                 )
                 .related("backoff.base_secs"),
             );

@@ -1,4 +1,4 @@
-//! [`Registry`]: task names → async handlers with typed attributes.
+//! [`Handlers`]: task names → async handlers with typed attributes.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -153,34 +153,34 @@ pub(crate) struct Registered {
 /// Task names and their handlers.
 ///
 /// ```
-/// use chassis_tasks::{Registry, TaskContext};
+/// use chassis_tasks::{Handlers, TaskContext};
 /// use serde::Deserialize;
 ///
 /// #[derive(Deserialize)]
 /// struct SendEmail { to: String }
 ///
-/// let mut registry = Registry::new();
-/// registry.task("send_email", |email: SendEmail, ctx: TaskContext| async move {
+/// let mut handlers = Handlers::new();
+/// handlers.task("send_email", |email: SendEmail, ctx: TaskContext| async move {
 ///     tracing::info!(to = %email.to, attempt = ctx.attempt, "sending");
 ///     Ok::<_, std::io::Error>(())
 /// })?;
 /// # Ok::<(), chassis_tasks::Error>(())
 /// ```
 #[derive(Default)]
-pub struct Registry {
+pub struct Handlers {
     pub(crate) tasks: HashMap<String, Registered>,
 }
 
-impl fmt::Debug for Registry {
+impl fmt::Debug for Handlers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<_> = self.tasks.keys().collect();
         names.sort();
-        f.debug_struct("Registry").field("tasks", &names).finish()
+        f.debug_struct("Handlers").field("tasks", &names).finish()
     }
 }
 
-impl Registry {
-    /// An empty registry.
+impl Handlers {
+    /// No handlers yet.
     pub fn new() -> Self {
         Self::default()
     }

@@ -1,7 +1,7 @@
 //! Reliable asynchronous tasks for chassis services.
 //!
 //! ```
-//! use chassis_tasks::{Config, MemoryQueue, Producer, Registry, TaskContext, Worker};
+//! use chassis_tasks::{Config, MemoryQueue, Producer, Handlers, TaskContext, Worker};
 //! use serde::{Deserialize, Serialize};
 //! use tokio_util::sync::CancellationToken;
 //!
@@ -10,8 +10,8 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), chassis_tasks::Error> {
 //! let queue = MemoryQueue::new("billing-tasks"); // or SqsQueue::from_config(&config).await?
-//! let mut registry = Registry::new();
-//! registry.task("send_email", |email: SendEmail, ctx: TaskContext| async move {
+//! let mut handlers = Handlers::new();
+//! handlers.task("send_email", |email: SendEmail, ctx: TaskContext| async move {
 //!     tracing::info!(to = %email.to, attempt = ctx.attempt, "sending");
 //!     Ok::<_, std::io::Error>(())
 //! })?;
@@ -20,7 +20,7 @@
 //! producer.send(producer.task("send_email", &SendEmail { to: "ada@example.com".into() })).await?;
 //!
 //! let shutdown = CancellationToken::new();
-//! let worker = Worker::new(queue, registry, Config::new("billing-tasks"))?;
+//! let worker = Worker::new(queue, handlers, Config::new("billing-tasks"))?;
 //! let running = tokio::spawn(worker.run(shutdown.clone()));
 //! # tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 //! shutdown.cancel(); // e.g. on SIGTERM: stop receiving, finish or release in-flight tasks
@@ -51,7 +51,7 @@
 //!   that cannot run — exhausted, unknown after `unknown_task_receives`
 //!   receives, or malformed: the dead-letter queue (`tasks.dead_letter_queue`)
 //!   with the reason, or, with none, deletion with an ERROR line; transient
-//!   queue errors retried with a capped backoff and reported to [`Health`].
+//!   queue errors retried with a capped backoff and reported to [`WorkerHealth`].
 //! - **Graceful shutdown** on a `CancellationToken`: receiving stops, in-flight
 //!   tasks finish within the deadline, everything else is released (visible
 //!   at once), pending deletes are flushed — all within
@@ -132,7 +132,7 @@ pub use config::Config;
 pub use error::{Error, Result};
 pub use fault::FaultyQueue;
 pub use handler::{
-    BoxFuture, Hook, HookError, IntoTaskResult, OnFail, Proceed, Registry, RunOutcome, TaskContext, TaskPolicy,
+    BoxFuture, Handlers, Hook, HookError, IntoTaskResult, OnFail, Proceed, RunOutcome, TaskContext, TaskPolicy,
     TaskResult,
 };
 pub use memory::{MemoryQueue, MemoryQueueBuilder};
@@ -155,4 +155,4 @@ pub use sql::{SqlQueueOptions, TransactionalQueue};
 #[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
 pub use sqs::{CreateOptions, SqsQueue};
 pub use tokio_util::sync::CancellationToken;
-pub use worker::{DEAD_LETTER_REASON, Health, Report, Worker};
+pub use worker::{DEAD_LETTER_REASON, Report, Worker, WorkerHealth};

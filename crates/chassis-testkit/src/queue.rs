@@ -107,14 +107,14 @@ impl Hook for Tally {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use chassis_tasks::{Config, MemoryQueue, Producer, Registry, Worker};
+/// use chassis_tasks::{Config, MemoryQueue, Producer, Handlers, Worker};
 /// use chassis_testkit::queue::{Tally, run_until_finished};
 ///
 /// let queue = MemoryQueue::new("billing");
-/// let mut registry = Registry::new();
-/// registry.task("add", |n: u32, _ctx| async move { Ok::<_, std::io::Error>(()) })?;
+/// let mut handlers = Handlers::new();
+/// handlers.task("add", |n: u32, _ctx| async move { Ok::<_, std::io::Error>(()) })?;
 /// let tally = Tally::new();
-/// let worker = Worker::new(queue.clone(), registry, Config::new("billing"))?.hook(tally.clone());
+/// let worker = Worker::new(queue.clone(), handlers, Config::new("billing"))?.hook(tally.clone());
 /// let producer = Producer::new(queue);
 /// for n in 0..3u32 {
 ///     producer.send(producer.task("add", &n)).await?;
@@ -146,13 +146,13 @@ pub async fn run_until_finished<Q: Queue + Clone>(
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use chassis_tasks::{Config, MemoryQueue, Producer, Registry, Worker};
+/// use chassis_tasks::{Config, MemoryQueue, Producer, Handlers, Worker};
 ///
 /// let queue = MemoryQueue::new("billing");
-/// let mut registry = Registry::new();
-/// registry.task("noop", |_: (), _ctx| async { Ok::<_, std::io::Error>(()) })?;
+/// let mut handlers = Handlers::new();
+/// handlers.task("noop", |_: (), _ctx| async { Ok::<_, std::io::Error>(()) })?;
 /// Producer::new(queue.clone()).send(Producer::new(queue.clone()).task("noop", &())).await?;
-/// let worker = Worker::new(queue.clone(), registry, Config::new("billing"))?;
+/// let worker = Worker::new(queue.clone(), handlers, Config::new("billing"))?;
 /// let report = chassis_testkit::queue::run_until_idle(worker, &queue, Duration::from_secs(30)).await?;
 /// assert_eq!(report.succeeded, 1);
 /// # Ok(()) }

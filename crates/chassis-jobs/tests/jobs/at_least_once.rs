@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chassis_jobs::{Error, Filter, Job, JobHook, JobStore, Jobs, NewJob, Page, Status, TaskEnd};
 use chassis_tasks::{
-    Backoff, BoxFuture, CancellationToken, Config, FaultyQueue, MemoryQueue, Producer, Progression, Queue, Registry,
+    Backoff, BoxFuture, CancellationToken, Config, FaultyQueue, Handlers, MemoryQueue, Producer, Progression, Queue,
     TaskContext, TaskPolicy, Worker,
 };
 use serde_json::json;
@@ -29,8 +29,8 @@ fn config() -> Config {
 }
 
 /// `step` succeeds; `slow` waits for a permit from `gate`, then fails for good.
-fn registry(runs: &Arc<AtomicUsize>, gate: &Arc<Semaphore>) -> Registry {
-    let mut registry = Registry::new();
+fn registry(runs: &Arc<AtomicUsize>, gate: &Arc<Semaphore>) -> Handlers {
+    let mut registry = Handlers::new();
     let seen = runs.clone();
     registry
         .task("step", move |_: u32, _ctx: TaskContext| {

@@ -5,13 +5,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chassis_jobs::{JobHook, Jobs, NewJob, Status};
-use chassis_tasks::{CancellationToken, Config, MemoryQueue, Producer, Registry, TaskContext, TaskPolicy, Worker};
+use chassis_tasks::{CancellationToken, Config, Handlers, MemoryQueue, Producer, TaskContext, TaskPolicy, Worker};
 use serde_json::json;
 
 use crate::for_each_store;
 
-fn registry(runs: &Arc<AtomicUsize>) -> Registry {
-    let mut registry = Registry::new();
+fn registry(runs: &Arc<AtomicUsize>) -> Handlers {
+    let mut registry = Handlers::new();
     let seen = runs.clone();
     registry
         .task_with("step", TaskPolicy::default().max_failures(1), move |n: u32, _ctx: TaskContext| {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chassis_jobs::{Error, Filter, JobHook, Jobs, MAX_JSON_DEPTH, NewJob, Status};
-use chassis_tasks::{CancellationToken, Config, MemoryQueue, Producer, Registry, TaskContext, TaskPolicy, Worker};
+use chassis_tasks::{CancellationToken, Config, Handlers, MemoryQueue, Producer, TaskContext, TaskPolicy, Worker};
 use serde_json::{Value, json};
 
 use crate::for_each_store;
@@ -15,7 +15,7 @@ use crate::for_each_store;
 async fn a_task_error_with_nul_fails_the_job(jobs: &Jobs) {
     let queue = MemoryQueue::new("jobs");
     let producer = Producer::new(queue.clone());
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     let runs = Arc::new(AtomicUsize::new(0));
     let seen = runs.clone();
     registry

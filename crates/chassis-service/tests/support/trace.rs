@@ -38,7 +38,7 @@ pub(crate) async fn run(flush: impl Fn(), exported: impl Fn() -> Vec<Seen>) -> (
     let queue = chassis_tasks::MemoryQueue::new("otel-tasks");
     let producer = chassis_tasks::Producer::new(queue.clone());
     let client = chassis_breaker::client(chassis_breaker::Breakers::new(Default::default()).unwrap()).unwrap();
-    let mut registry = chassis_tasks::Registry::new();
+    let mut registry = chassis_tasks::Handlers::new();
     registry
         .task("call_next", move |_: Value, _ctx: chassis_tasks::TaskContext| {
             let client = client.clone();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chassis_tasks::{Config, Producer, Queue, Registry, Worker};
+use chassis_tasks::{Config, Handlers, Producer, Queue, Worker};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -34,9 +34,9 @@ pub(crate) async fn send_noops<Q: Queue + Clone>(queue: Q, n: u64) {
 pub(crate) async fn run_noops<Q: Queue + Clone>(queue: Q, n: u64) -> Duration {
     let done = Arc::new(AtomicU64::new(0));
     let all_done = Arc::new(Notify::new());
-    let mut registry = Registry::new();
+    let mut handlers = Handlers::new();
     let (d, a) = (done.clone(), all_done.clone());
-    registry
+    handlers
         .task("noop", move |_: serde_json::Value, _| {
             if d.fetch_add(1, Ordering::Relaxed) + 1 == n {
                 a.notify_one();
@@ -44,7 +44,7 @@ pub(crate) async fn run_noops<Q: Queue + Clone>(queue: Q, n: u64) -> Duration {
             std::future::ready(())
         })
         .unwrap();
-    let worker = Worker::new(queue, registry, config()).unwrap();
+    let worker = Worker::new(queue, handlers, config()).unwrap();
     let stop = CancellationToken::new();
     let started = Instant::now();
     let handle = tokio::spawn(worker.run(stop.clone()));

@@ -24,6 +24,11 @@ pub(super) async fn acker<Q: Queue + Clone>(queue: Q, mut rx: mpsc::UnboundedRec
     while in_flight.join_next().await.is_some() {}
 }
 
+/// The pause before retrying a delete that failed with a transient error:
+/// 200 ms doubling, up to 3.2 s for the fifth and last retry.
+const DELETE_BACKOFF: Backoff =
+    Backoff::new(Progression::Exponential, Duration::from_millis(200), Duration::from_millis(3_200));
+
 async fn delete<Q: Queue>(queue: Q, receipts: Vec<String>) {
     let mut attempt = 0u32;
     loop {
@@ -37,12 +42,23 @@ async fn delete<Q: Queue>(queue: Q, receipts: Vec<String>) {
             }
             Err(error) if error.is_transient() && attempt < 5 => {
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                tokio::time::sleep(DELETE_BACKOFF.delay(attempt)).await;
             }
             Err(error) => {
                 tracing::error!(%error, count = receipts.len(), "could not delete finished tasks' messages");
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_deletes_are_retried_after_200_ms_doubling() {
+        let pauses: Vec<u64> = (1..=5).map(|n| DELETE_BACKOFF.delay(n).as_millis() as u64).collect();
+        assert_eq!(pauses, [200, 400, 800, 1600, 3200]);
     }
 }

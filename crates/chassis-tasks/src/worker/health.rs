@@ -1,11 +1,11 @@
-//! [`Health`]: what a readiness check reads of a worker.
+//! [`WorkerHealth`]: what a readiness check reads of a worker.
 
 use super::*;
 
 /// Whether the worker's queue is reachable and its consumer loop alive: what a
 /// readiness endpoint reads. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct Health {
+pub struct WorkerHealth {
     inner: Arc<HealthInner>,
 }
 
@@ -16,7 +16,7 @@ struct HealthInner {
     last_error: Mutex<Option<String>>,
 }
 
-impl Health {
+impl WorkerHealth {
     /// The last receive reached the queue.
     pub fn queue_reachable(&self) -> bool {
         self.inner.queue_ok.load(Ordering::Acquire)

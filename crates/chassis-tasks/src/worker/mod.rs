@@ -15,8 +15,9 @@ use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::handler::{Hook, OnFail, Proceed, Registered, Registry, RunOutcome, TaskContext, TaskResult};
+use crate::handler::{Handlers, Hook, OnFail, Proceed, Registered, RunOutcome, TaskContext, TaskResult};
 use crate::queue::{MAX_BATCH, MAX_DELAY, MAX_VISIBILITY, Message, Outgoing, Queue};
+use crate::retry::{Backoff, Progression};
 use crate::wire::{self, Envelope};
 
 /// The attribute naming why a message was dead-lettered.
@@ -24,12 +25,13 @@ pub const DEAD_LETTER_REASON: &str = "dead_letter_reason";
 
 mod acker;
 mod health;
+mod outcome;
 mod poller;
 mod run;
 mod task_metrics;
 
 use acker::acker;
-pub use health::Health;
+pub use health::WorkerHealth;
 use poller::{Poller, receive_backoff};
 use run::Run;
 use task_metrics::{TaskMetrics, describe_metrics};
@@ -65,7 +67,9 @@ struct Counters {
 
 /// Consumes one queue's tasks.
 pub struct Worker<Q: Queue + Clone> {
-    shared: Arc<Shared<Q>>,
+    /// Owned here while the builder methods set it, so that none of them can
+    /// be lost; [`run`](Self::run) shares it with the pollers and runs.
+    shared: Shared<Q>,
 }
 
 impl<Q: Queue + Clone> std::fmt::Debug for Worker<Q> {
@@ -74,13 +78,15 @@ impl<Q: Queue + Clone> std::fmt::Debug for Worker<Q> {
     }
 }
 
+/// The worker's settings and state: owned by [`Worker`] until it runs, then
+/// shared (in an `Arc`) by its pollers and task runs.
 struct Shared<Q> {
     queue: Q,
     dead_letter: Option<Q>,
     pools: HashMap<String, Q>,
-    registry: Registry,
+    handlers: Handlers,
     config: Config,
-    health: Health,
+    health: WorkerHealth,
     counters: Counters,
     clock: fn() -> SystemTime,
     /// Metric handles per task, registered when the worker is built.
@@ -106,7 +112,7 @@ impl<Q> Shared<Q> {
     /// The `task` label for a name taken from a message: the name if it is
     /// registered, else [`UNKNOWN_TASK_LABEL`].
     fn task_label(&self, task: &str) -> String {
-        let known = self.registry.tasks.contains_key(task);
+        let known = self.handlers.tasks.contains_key(task);
         if known { task } else { UNKNOWN_TASK_LABEL }.to_owned()
     }
 
@@ -136,33 +142,29 @@ impl<Q> Shared<Q> {
 }
 
 impl<Q: Queue + Clone> Worker<Q> {
-    /// A worker running `registry`'s tasks from `queue`.
+    /// A worker running the tasks of `handlers` from `queue`.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).
-    pub fn new(queue: Q, registry: Registry, config: Config) -> Result<Self> {
+    pub fn new(queue: Q, handlers: Handlers, config: Config) -> Result<Self> {
         config.validate()?;
         describe_metrics();
         Ok(Self {
-            shared: Arc::new(Shared {
+            shared: Shared {
                 queue,
                 dead_letter: None,
                 pools: HashMap::new(),
                 config,
-                health: Health::default(),
+                health: WorkerHealth::default(),
                 counters: Counters::default(),
                 clock: SystemTime::now,
-                metrics: registry.tasks.keys().map(|task| (task.clone(), TaskMetrics::new(task))).collect(),
+                metrics: handlers.tasks.keys().map(|task| (task.clone(), TaskMetrics::new(task))).collect(),
                 in_flight: metrics::gauge!("chassis_tasks_in_flight"),
                 hook: None,
                 unrun: Mutex::default(),
-                registry,
-            }),
+                handlers,
+            },
         })
-    }
-
-    fn shared_mut(&mut self) -> Option<&mut Shared<Q>> {
-        Arc::get_mut(&mut self.shared)
     }
 
     /// The dead-letter queue: malformed, unknown and exhausted tasks go there,
@@ -172,18 +174,14 @@ impl<Q: Queue + Clone> Worker<Q> {
     /// an ERROR line once they end.
     #[must_use]
     pub fn dead_letter(mut self, queue: Q) -> Self {
-        if let Some(shared) = self.shared_mut() {
-            shared.dead_letter = Some(queue);
-        }
+        self.shared.dead_letter = Some(queue);
         self
     }
 
     /// Another service's pool, for `on_fail` tasks sent there.
     #[must_use]
     pub fn pool(mut self, name: impl Into<String>, queue: Q) -> Self {
-        if let Some(shared) = self.shared_mut() {
-            shared.pools.insert(name.into(), queue);
-        }
+        self.shared.pools.insert(name.into(), queue);
         self
     }
 
@@ -191,23 +189,20 @@ impl<Q: Queue + Clone> Worker<Q> {
     /// tests on a paused clock).
     #[must_use]
     pub fn with_clock(mut self, clock: fn() -> SystemTime) -> Self {
-        if let Some(shared) = self.shared_mut() {
-            shared.clock = clock;
-        }
+        self.shared.clock = clock;
         self
     }
 
     /// Observes every run (and may skip tasks); see [`Hook`].
     #[must_use]
     pub fn hook(mut self, hook: impl Hook) -> Self {
-        if let Some(shared) = self.shared_mut() {
-            shared.hook = Some(Arc::new(hook));
-        }
+        self.shared.hook = Some(Arc::new(hook));
         self
     }
 
-    /// The health a readiness check reads.
-    pub fn health(&self) -> Health {
+    /// The health a readiness check reads. Settings given after it was taken
+    /// still apply.
+    pub fn health(&self) -> WorkerHealth {
         self.shared.health.clone()
     }
 
@@ -225,18 +220,16 @@ impl<Q: Queue + Clone> Worker<Q> {
     /// visibility timeout, and a task whose delete was abandoned runs again.
     ///
     /// A configured `tasks.dead_letter_queue` is opened first; until it is
-    /// open, the worker receives nothing and its [`Health`] says why.
+    /// open, the worker receives nothing and its [`WorkerHealth`] says why.
     pub async fn run(self, shutdown: CancellationToken) -> Report {
         let mut shared = self.shared;
         if let Some(name) = shared.config.dead_letter_queue.clone().filter(|_| shared.dead_letter.is_none()) {
             let Some(dead_letter) = open_dead_letter(&shared, &name, &shutdown).await else {
                 return Report::default();
             };
-            match Arc::get_mut(&mut shared) {
-                Some(owned) => owned.dead_letter = Some(dead_letter),
-                None => tracing::error!("the worker's state is shared before it runs; the dead-letter queue is unused"),
-            }
+            shared.dead_letter = Some(dead_letter);
         }
+        let shared = Arc::new(shared);
         let concurrency = shared.config.concurrency;
         let slots = Arc::new(Semaphore::new(concurrency));
         let tracker = TaskTracker::new();

@@ -2,12 +2,16 @@
 
 use super::*;
 
-/// The pause after `failures` failed queue calls in a row: 100 ms doubling,
-/// at most [`MAX_RECEIVE_PAUSE`], so that the worker sees a queue that is back
+/// The pause after `failures` failed queue calls in a row (receives, or
+/// opening the dead-letter queue): [`RECEIVE_BACKOFF`]'s, 200 ms doubling, at
+/// most [`MAX_RECEIVE_PAUSE`], so that the worker sees a queue that is back
 /// (and reports ready) within about a second.
 pub(super) fn receive_backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64 << failures.clamp(1, 4)).min(MAX_RECEIVE_PAUSE)
+    RECEIVE_BACKOFF.delay(failures)
 }
+
+/// The backoff of failing receives: 200 ms doubling up to [`MAX_RECEIVE_PAUSE`], no jitter.
+const RECEIVE_BACKOFF: Backoff = Backoff::new(Progression::Exponential, Duration::from_millis(200), MAX_RECEIVE_PAUSE);
 
 /// The longest pause between receives while the queue fails.
 pub(super) const MAX_RECEIVE_PAUSE: Duration = Duration::from_secs(1);

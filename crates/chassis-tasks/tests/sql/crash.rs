@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chassis_tasks::{CancellationToken, Config, Outgoing, Producer, Queue, Registry, Worker};
+use chassis_tasks::{CancellationToken, Config, Handlers, Outgoing, Producer, Queue, Worker};
 use serde_json::json;
 
 const TASKS: u64 = 1_000;
@@ -35,7 +35,7 @@ fn random_pause() -> Duration {
 /// The child: a worker whose task records its id in the `results` queue.
 async fn run_child<Q: Queue + Clone>(queue: Q) {
     let results = queue.sibling("results").await.unwrap();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("work", move |task: serde_json::Value, _| {
             let results = results.clone();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chassis_tasks::{CancellationToken, Config, Outgoing, Producer, Queue, QueueError, Registry, TaskContext, Worker};
+use chassis_tasks::{CancellationToken, Config, Handlers, Outgoing, Producer, Queue, QueueError, TaskContext, Worker};
 
 use crate::conformance;
 
@@ -80,7 +80,7 @@ async fn sharing<Q: Queue + Clone>(q: &Q, other: &Q) {
 async fn worker<Q: Queue + Clone>(q: &Q) {
     let done = Arc::new(AtomicUsize::new(0));
     let seen = done.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("count", move |_: u32, _: TaskContext| {
             seen.fetch_add(1, Ordering::SeqCst);

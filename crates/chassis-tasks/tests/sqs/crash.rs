@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chassis_tasks::{Config, CreateOptions, Outgoing, Producer, Queue, Registry, SqsQueue, Worker};
+use chassis_tasks::{Config, CreateOptions, Handlers, Outgoing, Producer, Queue, SqsQueue, Worker};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +41,7 @@ async fn child() {
     let moto_client = crate::moto::client_for(&endpoint);
     let queue = SqsQueue::from_url(moto_client.clone(), queue);
     let results = SqsQueue::from_url(moto_client, results);
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("work", move |task: serde_json::Value, _| {
             let results = results.clone();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use chassis_tasks::{
-    Backoff, Config, CreateOptions, DEAD_LETTER_REASON, Outgoing, Producer, Progression, Queue, Registry, SqsQueue,
+    Backoff, Config, CreateOptions, DEAD_LETTER_REASON, Handlers, Outgoing, Producer, Progression, Queue, SqsQueue,
     TaskContext, TaskPolicy, TaskResult, Worker,
 };
 use serde_json::json;
@@ -31,8 +31,8 @@ fn config() -> Config {
 /// Every run: (task, exec_id, attempt).
 type Runs = Arc<Mutex<Vec<(String, String, u32)>>>;
 
-fn registry(runs: &Runs, tasks: &[(&'static str, TaskPolicy, bool)]) -> Registry {
-    let mut registry = Registry::new();
+fn registry(runs: &Runs, tasks: &[(&'static str, TaskPolicy, bool)]) -> Handlers {
+    let mut registry = Handlers::new();
     for (name, policy, succeeds) in tasks.iter().cloned() {
         let seen = runs.clone();
         registry
@@ -49,7 +49,7 @@ fn runs_of(runs: &Runs, task: &str) -> Vec<u32> {
     runs.lock().unwrap().iter().filter(|(t, _, _)| t == task).map(|(_, _, a)| *a).collect()
 }
 
-async fn run_for(queue: &SqsQueue, registry: Registry, config: Config, time: Duration) -> chassis_tasks::Report {
+async fn run_for(queue: &SqsQueue, registry: Handlers, config: Config, time: Duration) -> chassis_tasks::Report {
     let worker = Worker::new(queue.clone(), registry, config).unwrap();
     let stop = CancellationToken::new();
     let handle = tokio::spawn(worker.run(stop.clone()));
@@ -94,7 +94,7 @@ async fn the_configured_dead_letter_queue_and_unknown_tasks_end_once_on_sqs() {
     let mut c = config();
     c.dead_letter_queue = Some("work-dead".into());
     c.unknown_task_receives = 2;
-    let report = run_for(&q, Registry::new(), c, S(8)).await;
+    let report = run_for(&q, Handlers::new(), c, S(8)).await;
     assert_eq!(report.dead_lettered, 2);
     let dead = SqsQueue::open(moto.client(), "work-dead").await.unwrap();
     let mut reasons = Vec::new();

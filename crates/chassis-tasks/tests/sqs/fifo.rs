@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chassis_tasks::{
-    Backoff, Config, CreateOptions, Producer, Progression, Registry, SqsQueue, TaskContext, TaskPolicy, TaskResult,
+    Backoff, Config, CreateOptions, Handlers, Producer, Progression, SqsQueue, TaskContext, TaskPolicy, TaskResult,
     Worker,
 };
 use serde_json::json;
@@ -20,9 +20,9 @@ type Runs = Arc<Mutex<Vec<(String, u32, u32)>>>;
 
 type Plan = fn(group: &str, step: u32, attempt: u32) -> TaskResult;
 
-fn registry(runs: &Runs, plan: Plan, slow: Option<(u32, Duration)>) -> Registry {
+fn registry(runs: &Runs, plan: Plan, slow: Option<(u32, Duration)>) -> Handlers {
     let seen = runs.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task_with("step", TaskPolicy::default().max_failures(5), move |args: serde_json::Value, ctx: TaskContext| {
             let group = args["group"].as_str().unwrap_or_default().to_owned();
@@ -66,7 +66,7 @@ async fn send_steps(queue: &SqsQueue, order: &[(&str, u32)]) {
     }
 }
 
-async fn run_for(queue: &SqsQueue, registry: Registry, time: Duration) -> chassis_tasks::Report {
+async fn run_for(queue: &SqsQueue, registry: Handlers, time: Duration) -> chassis_tasks::Report {
     let worker = Worker::new(queue.clone(), registry, config()).unwrap();
     let stop = CancellationToken::new();
     let handle = tokio::spawn(worker.run(stop.clone()));

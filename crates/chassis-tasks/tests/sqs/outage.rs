@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chassis_tasks::{Config, CreateOptions, Producer, Registry, SqsQueue, Worker};
+use chassis_tasks::{Config, CreateOptions, Handlers, Producer, SqsQueue, Worker};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +33,7 @@ async fn readiness_returns_soon_after_a_queue_outage_ends() {
     let producer = Producer::new(moto.queue("outage", &CreateOptions::default()).await);
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = runs.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("count", move |_: serde_json::Value, _| {
             counted.fetch_add(1, Ordering::SeqCst);

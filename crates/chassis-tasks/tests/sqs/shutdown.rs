@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use chassis_tasks::{Config, Registry, SqsQueue, Worker};
+use chassis_tasks::{Config, Handlers, SqsQueue, Worker};
 use tokio_util::sync::CancellationToken;
 
 use crate::moto::client_for;
@@ -25,7 +25,7 @@ async fn a_receive_from_an_endpoint_that_never_answers_is_abandoned_at_the_deadl
     let mut config = Config::new("silent");
     config.wait_time_secs = 1;
     config.shutdown_deadline_secs = 2;
-    let worker = Worker::new(queue, Registry::new(), config).unwrap();
+    let worker = Worker::new(queue, Handlers::new(), config).unwrap();
     let stop = CancellationToken::new();
     let handle = tokio::spawn(worker.run(stop.clone()));
     tokio::time::sleep(Duration::from_secs(1)).await; // the first receive is waiting

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageAttributeValue;
 use chassis_tasks::{
-    Backoff, Config, CreateOptions, DEAD_LETTER_REASON, Producer, Progression, Queue, Registry, SqsQueue, TaskContext,
+    Backoff, Config, CreateOptions, DEAD_LETTER_REASON, Handlers, Producer, Progression, Queue, SqsQueue, TaskContext,
     TaskPolicy, Worker,
 };
 use serde_json::json;
@@ -77,7 +77,7 @@ async fn a_message_sent_by_a_raw_sdk_call_in_the_python_shape_is_consumed() {
         .unwrap();
     let seen = Arc::new(std::sync::Mutex::new(None));
     let slot = seen.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("send_email", move |attrs: serde_json::Value, ctx: TaskContext| {
             *slot.lock().unwrap() = Some((attrs, ctx));
@@ -124,7 +124,7 @@ async fn failures_retry_then_dead_letter_and_unknown_tasks_too() {
     let q = moto.queue("work", &CreateOptions::default()).await;
     let attempts = Arc::new(AtomicUsize::new(0));
     let seen = attempts.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task_with("flaky", TaskPolicy::default().max_failures(2), move |_: serde_json::Value, _| {
             seen.fetch_add(1, Ordering::SeqCst);
@@ -151,7 +151,7 @@ async fn failures_retry_then_dead_letter_and_unknown_tasks_too() {
 async fn shutdown_leaves_nothing_invisible_on_sqs() {
     let moto = Moto::start();
     let q = moto.queue("shutdown", &CreateOptions::default()).await;
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("endless", |_: serde_json::Value, _| async {
             tokio::time::sleep(S(3600)).await;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chassis_tasks::{
-    Config, DEAD_LETTER_REASON, FaultyQueue, MemoryQueue, Outgoing, Producer, Queue, QueueError, Registry, TaskContext,
+    Config, DEAD_LETTER_REASON, FaultyQueue, Handlers, MemoryQueue, Outgoing, Producer, Queue, QueueError, TaskContext,
     TaskPolicy, TaskResult, Worker,
 };
 use serde_json::json;
@@ -20,8 +20,8 @@ const S: fn(u64) -> Duration = Duration::from_secs;
 type Runs = Arc<Mutex<Vec<(String, String, u32)>>>;
 
 /// `doomed` always ends with `end`; `refund` (its on_fail task) and `fine` succeed.
-fn registry(runs: &Runs, policy: TaskPolicy, end: fn() -> TaskResult) -> Registry {
-    let mut registry = Registry::new();
+fn registry(runs: &Runs, policy: TaskPolicy, end: fn() -> TaskResult) -> Handlers {
+    let mut registry = Handlers::new();
     for (name, policy) in [("doomed", policy), ("refund", TaskPolicy::default()), ("fine", TaskPolicy::default())] {
         let seen = runs.clone();
         let doomed = name == "doomed";
@@ -42,7 +42,7 @@ fn count(runs: &Runs, task: &str) -> usize {
 /// Runs a worker on `queue` for `time` of (paused) time.
 async fn run_for<Q: Queue + Clone>(
     queue: &Q,
-    registry: Registry,
+    registry: Handlers,
     config: Config,
     time: Duration,
 ) -> chassis_tasks::Report {
@@ -165,7 +165,7 @@ async fn unknown_and_malformed_messages_without_a_dead_letter_queue_end_once() {
     let mut config = Config::new("q");
     config.unknown_task_receives = 3;
     config.unknown_task_delay_secs = 10;
-    let report = run_for(&q, Registry::new(), config, S(3600)).await;
+    let report = run_for(&q, Handlers::new(), config, S(3600)).await;
     assert_eq!(report.discarded, 2);
     assert_eq!(report.received, 1 + 3, "the malformed one once, the unknown one 3 times");
     assert!(drain(&q).await.is_empty());
@@ -213,7 +213,7 @@ async fn a_task_due_in_an_hour_runs_as_attempt_one_even_with_a_redrive_policy() 
     assert!(drain(&dead).await.is_empty(), "postponing used up no receive of the redrive policy");
 }
 
-fn registry_fine(runs: &Runs) -> Registry {
+fn registry_fine(runs: &Runs) -> Handlers {
     registry(runs, TaskPolicy::default(), || TaskResult::Success)
 }
 
@@ -226,7 +226,7 @@ async fn a_postponed_unknown_task_keeps_its_retry_budget_for_when_it_is_known() 
     config.unknown_task_receives = 50;
     config.unknown_task_delay_secs = 10;
     // A worker that does not know the task postpones it 5 times …
-    run_for(&q, Registry::new(), config.clone(), S(45)).await;
+    run_for(&q, Handlers::new(), config.clone(), S(45)).await;
     // … then one that knows it runs it from attempt 1, for all its 3 attempts.
     let runs = Runs::default();
     let registry = registry(&runs, TaskPolicy::default().max_failures(3), || TaskResult::Failure("x".into()));
@@ -243,7 +243,7 @@ async fn postponing_an_unknown_task_counts_its_receives_across_the_resends() {
     let mut config = Config::new("q");
     config.unknown_task_receives = 4;
     config.unknown_task_delay_secs = 10;
-    run_for(&q, Registry::new(), config.clone(), S(15)).await; // receives at 0 s and 10 s
+    run_for(&q, Handlers::new(), config.clone(), S(15)).await; // receives at 0 s and 10 s
     tokio::time::sleep(S(10)).await;
     let left = drain(&q).await;
     assert_eq!(left.len(), 1);

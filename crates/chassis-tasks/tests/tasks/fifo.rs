@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chassis_tasks::{
-    Backoff, Config, MemoryQueue, Outgoing, Producer, Progression, Queue, Registry, TaskContext, TaskPolicy,
+    Backoff, Config, Handlers, MemoryQueue, Outgoing, Producer, Progression, Queue, TaskContext, TaskPolicy,
     TaskResult, Worker,
 };
 use serde_json::json;
@@ -26,9 +26,9 @@ type Plan = fn(group: &str, step: u32, attempt: u32) -> TaskResult;
 
 /// One task, `step`, whose attributes are `{"group": .., "step": n}`; `plan`
 /// says how each run ends; `slow` steps take that long.
-fn registry(runs: &Runs, plan: Plan, slow: Option<(u32, Duration)>) -> Registry {
+fn registry(runs: &Runs, plan: Plan, slow: Option<(u32, Duration)>) -> Handlers {
     let seen = runs.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task_with("step", TaskPolicy::default().max_failures(5), move |args: serde_json::Value, ctx: TaskContext| {
             let group = args["group"].as_str().unwrap_or_default().to_owned();
@@ -68,7 +68,7 @@ async fn send_steps(queue: &MemoryQueue, order: &[(&str, u32)]) {
 
 fn start(
     queue: &MemoryQueue,
-    registry: Registry,
+    registry: Handlers,
     config: Config,
 ) -> (CancellationToken, tokio::task::JoinHandle<chassis_tasks::Report>) {
     let worker = Worker::new(queue.clone(), registry, config).unwrap().with_clock(tokio_wall);

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chassis_tasks::{
-    BoxFuture, Hook, HookError, MemoryQueue, Outgoing, Proceed, Producer, Queue, Registry, RunOutcome, TaskContext,
+    BoxFuture, Handlers, Hook, HookError, MemoryQueue, Outgoing, Proceed, Producer, Queue, RunOutcome, TaskContext,
     TaskPolicy, TaskResult, Worker,
 };
 use metrics_util::debugging::DebuggingRecorder;
@@ -44,7 +44,7 @@ async fn flood(dead_letter: bool, hook: bool) {
     let mut attributes = std::collections::BTreeMap::new();
     attributes.insert("task_name".to_owned(), "\u{0}weird name".to_owned());
     q.send(Outgoing::new("not json").attributes(attributes)).await.unwrap();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task_with("t", TaskPolicy::default().max_failures(1), |_: serde_json::Value, _| async {
             TaskResult::Failure("no".into())

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chassis_tasks::{
-    EntryResult, FaultyQueue, MemoryQueue, Message, Outgoing, Producer, Queue, QueueAttributes, QueueError, Registry,
+    EntryResult, FaultyQueue, Handlers, MemoryQueue, Message, Outgoing, Producer, Queue, QueueAttributes, QueueError,
     Report, Worker,
 };
 use serde_json::json;
@@ -46,8 +46,8 @@ impl Queue for NotCancelSafe {
 }
 
 /// `quick` takes a second; `endless` an hour.
-fn registry() -> Registry {
-    let mut registry = Registry::new();
+fn registry() -> Handlers {
+    let mut registry = Handlers::new();
     registry
         .task("quick", |_: serde_json::Value, _| async {
             tokio::time::sleep(S(1)).await;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chassis_tasks::{Config, MemoryQueue, Queue, Registry, Report, Worker};
+use chassis_tasks::{Config, Handlers, MemoryQueue, Queue, Report, Worker};
 use tokio_util::sync::CancellationToken;
 
 pub fn config() -> Config {
@@ -23,7 +23,7 @@ pub fn config() -> Config {
 pub struct Running {
     pub stop: CancellationToken,
     pub handle: tokio::task::JoinHandle<Report>,
-    pub health: chassis_tasks::Health,
+    pub health: chassis_tasks::WorkerHealth,
 }
 
 impl Running {
@@ -40,7 +40,7 @@ pub fn tokio_wall() -> std::time::SystemTime {
     wall + tokio::time::Instant::now().saturating_duration_since(instant)
 }
 
-pub fn start(queue: &MemoryQueue, dlq: Option<&MemoryQueue>, registry: Registry, config: Config) -> Running {
+pub fn start(queue: &MemoryQueue, dlq: Option<&MemoryQueue>, registry: Handlers, config: Config) -> Running {
     let mut worker = Worker::new(queue.clone(), registry, config).unwrap().with_clock(tokio_wall);
     if let Some(dlq) = dlq {
         worker = worker.dead_letter(dlq.clone());

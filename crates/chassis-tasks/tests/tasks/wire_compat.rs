@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chassis_tasks::{MemoryQueue, Outgoing, Producer, Queue, Registry, TaskContext};
+use chassis_tasks::{Handlers, MemoryQueue, Outgoing, Producer, Queue, TaskContext};
 use serde_json::json;
 
 use crate::support::{config, start};
@@ -46,7 +46,7 @@ async fn a_message_in_the_python_shape_is_consumed() {
     q.send(Outgoing::new(r#"{"to": "a@b.c", "retries": 2}"#).attributes(attributes)).await.unwrap();
     let seen = Arc::new(Mutex::new(None));
     let slot = seen.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("send_email", move |attrs: serde_json::Value, ctx: TaskContext| {
             *slot.lock().unwrap() = Some((attrs, ctx));

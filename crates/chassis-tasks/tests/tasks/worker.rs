@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chassis_tasks::{
-    DEAD_LETTER_REASON, MemoryQueue, Outgoing, Producer, Queue, Registry, TaskContext, TaskPolicy, TaskResult,
+    DEAD_LETTER_REASON, Handlers, MemoryQueue, Outgoing, Producer, Queue, TaskContext, TaskPolicy, TaskResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +23,7 @@ struct Job {
 async fn successful_tasks_are_deleted() {
     let q = MemoryQueue::new("q");
     let done = Arc::new(AtomicU32::new(0));
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     let seen = done.clone();
     registry
         .task("add", move |job: Job, _ctx: TaskContext| {
@@ -52,7 +52,7 @@ async fn failures_retry_with_backoff_then_on_fail_and_dead_letter() {
     let dlq = MemoryQueue::new("dlq");
     let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = attempts.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task_with(
             "flaky",
@@ -86,7 +86,7 @@ async fn failures_retry_with_backoff_then_on_fail_and_dead_letter() {
 #[tokio::test(start_paused = true)]
 async fn a_panicking_handler_is_a_failure_and_the_worker_survives() {
     let q = MemoryQueue::new("q");
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     let ok = Arc::new(AtomicUsize::new(0));
     let seen = ok.clone();
     registry
@@ -122,7 +122,7 @@ async fn unknown_tasks_are_postponed_then_dead_lettered_never_dropped() {
     c.unknown_task_delay_secs = 10;
     let producer = Producer::new(q.clone());
     producer.send(producer.task("nobody_handles_this", &Job { n: 1 })).await.unwrap();
-    let running = start(&q, Some(&dlq), Registry::new(), c);
+    let running = start(&q, Some(&dlq), Handlers::new(), c);
     tokio::time::sleep(S(15)).await;
     assert!(drain(&dlq).await.is_empty(), "still postponed after two receives");
     tokio::time::sleep(S(30)).await;
@@ -141,7 +141,7 @@ async fn malformed_messages_are_dead_lettered_with_the_reason() {
     attrs.insert("task_name".to_owned(), "t".to_owned());
     q.send(Outgoing::new("not json").attributes(attrs.clone())).await.unwrap();
     q.send(Outgoing::new(r#"{"n": "seven"}"#).attributes(attrs)).await.unwrap();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry.task("t", |_: Job, _| async {}).unwrap();
     let running = start(&q, Some(&dlq), registry, config());
     tokio::time::sleep(S(5)).await;
@@ -156,11 +156,32 @@ async fn malformed_messages_are_dead_lettered_with_the_reason() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn settings_given_after_the_health_was_taken_still_apply() {
+    // A service hands the worker's health to its readiness check while it
+    // still builds the worker: a setting given afterwards must not be lost,
+    // and the handle must be the running worker's.
+    let q = MemoryQueue::new("q");
+    let dlq = MemoryQueue::new("dlq");
+    q.send(Outgoing::new("{}")).await.unwrap(); // no task_name
+    let worker = chassis_tasks::Worker::new(q.clone(), Handlers::new(), config()).unwrap();
+    let health = worker.health();
+    let worker = worker.dead_letter(dlq.clone());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(worker.run(stop.clone()));
+    tokio::time::sleep(S(5)).await;
+    assert!(health.is_ready(), "the handle taken before is the running worker's");
+    stop.cancel();
+    let report = handle.await.unwrap();
+    assert_eq!((report.dead_lettered, report.discarded), (1, 0));
+    assert_eq!(drain(&dlq).await.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn without_a_dead_letter_queue_a_bad_message_ends_once_deleted() {
     // The Python original's rule: an end state, never an endless loop.
     let q = MemoryQueue::new("q");
     q.send(Outgoing::new("{}")).await.unwrap();
-    let running = start(&q, None, Registry::new(), config());
+    let running = start(&q, None, Handlers::new(), config());
     tokio::time::sleep(S(5)).await;
     let report = running.finish().await;
     tokio::time::sleep(S(60)).await;
@@ -173,7 +194,7 @@ async fn the_heartbeat_keeps_a_long_task_from_running_twice() {
     let q = MemoryQueue::new("q");
     let runs = Arc::new(AtomicUsize::new(0));
     let seen = runs.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("long", move |_: Job, _| {
             seen.fetch_add(1, Ordering::SeqCst);
@@ -198,7 +219,7 @@ async fn task_timeouts_and_explicit_retries() {
     let q = MemoryQueue::new("q");
     let attempts = Arc::new(AtomicU32::new(0));
     let seen = attempts.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task_with("slow", TaskPolicy::default().timeout(S(2)).max_failures(1), |_: Job, _| async {
             tokio::time::sleep(S(60)).await;
@@ -224,7 +245,7 @@ async fn task_timeouts_and_explicit_retries() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_leaves_nothing_invisible() {
     let q = MemoryQueue::new("q");
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("quick", |_: Job, _| async {
             tokio::time::sleep(S(1)).await;
@@ -258,7 +279,7 @@ async fn concurrency_is_bounded_and_rolling() {
     let running_now = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let (r, p) = (running_now.clone(), peak.clone());
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("work", move |job: Job, _| {
             let (r, p) = (r.clone(), p.clone());
@@ -291,7 +312,7 @@ async fn a_task_due_later_waits_until_then() {
     let q = MemoryQueue::new("q");
     let ran_at = Arc::new(std::sync::Mutex::new(None));
     let seen = ran_at.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("scheduled", move |_: Job, _| {
             *seen.lock().unwrap() = Some(crate::support::tokio_wall());
@@ -378,7 +399,7 @@ async fn transient_queue_errors_back_off_report_to_health_and_recover() {
     let flaky = Flaky { inner: memory.clone(), failures_left: Arc::new(AtomicUsize::new(5)) };
     let done = Arc::new(AtomicUsize::new(0));
     let seen = done.clone();
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry
         .task("t", move |_: Job, _| {
             seen.fetch_add(1, Ordering::SeqCst);
@@ -407,13 +428,13 @@ async fn transient_queue_errors_back_off_report_to_health_and_recover() {
 #[test]
 fn the_config_is_validated_with_the_field_named() {
     let mut c = chassis_tasks::Config::default();
-    let err = chassis_tasks::Worker::new(MemoryQueue::new("q"), Registry::new(), c.clone()).unwrap_err();
+    let err = chassis_tasks::Worker::new(MemoryQueue::new("q"), Handlers::new(), c.clone()).unwrap_err();
     assert!(err.to_string().contains("task_pool"), "{err}");
     c.task_pool = "q".into();
     c.wait_time_secs = 21;
-    let err = chassis_tasks::Worker::new(MemoryQueue::new("q"), Registry::new(), c).unwrap_err();
+    let err = chassis_tasks::Worker::new(MemoryQueue::new("q"), Handlers::new(), c).unwrap_err();
     assert!(err.to_string().contains("wait_time_secs"), "{err}");
-    let err = Registry::new().task("x", |_: Job, _| async {}).unwrap().task("x", |_: Job, _| async {}).unwrap_err();
+    let err = Handlers::new().task("x", |_: Job, _| async {}).unwrap().task("x", |_: Job, _| async {}).unwrap_err();
     assert!(err.to_string().contains("registered twice"));
 }
 
@@ -423,7 +444,7 @@ async fn metrics_count_tasks_by_outcome() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let q = MemoryQueue::new("q");
-    let mut registry = Registry::new();
+    let mut registry = Handlers::new();
     registry.task("t", |job: Job, _| async move { job.n != 2 }).unwrap();
     // Metric handles are registered when the worker is built.
     let worker =

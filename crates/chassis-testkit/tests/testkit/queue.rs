@@ -1,10 +1,10 @@
 use std::time::Duration;
 
-use chassis_tasks::{Config, MemoryQueue, Producer, Registry, TaskContext, TaskResult, Worker};
+use chassis_tasks::{Config, Handlers, MemoryQueue, Producer, TaskContext, TaskResult, Worker};
 use chassis_testkit::queue::{Tally, dead_letters, pending, run_until_finished, run_until_idle};
 
-fn registry() -> Registry {
-    let mut registry = Registry::new();
+fn registry() -> Handlers {
+    let mut registry = Handlers::new();
     registry.task("ok", |_: u32, _ctx: TaskContext| async { TaskResult::Success }).unwrap();
     registry.task("bad", |_: u32, _ctx: TaskContext| async { TaskResult::Abandon("never".into()) }).unwrap();
     registry

@@ -43,9 +43,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chassis::breaker::Rejected;
-use chassis::config::{Loader, Require, Rule};
-use chassis::jobs::{JobHook, Jobs, NewJob};
-use chassis::tasks::{Handlers, MemoryQueue, Producer, Queue, TaskContext, TaskResult, Worker};
+use chassis::config::{Require, Rule};
+use chassis::prelude::*;
+use chassis::tasks::MemoryQueue;
 use serde::{Deserialize, Serialize};
 
 /// The service's whole configuration, one section per concern (`service` and
@@ -134,21 +134,21 @@ async fn main() {
         .check::<chassis::jobs::Config>("jobs");
     // Configuration (a bad one: every problem, exit 78), logging, and the
     // service with its metrics recorder — before anything registers metrics.
-    let boot = chassis::service::boot::<Settings>("quickstart", env!("CARGO_PKG_VERSION"), loader);
-    let settings = boot.config.value();
+    let booted = boot::<Settings>("quickstart", env!("CARGO_PKG_VERSION"), loader);
+    let settings = booted.config.value();
     let jobs =
         Jobs::from_config(&settings.jobs).await.unwrap_or_else(|e| fail(&format!("cannot open the job store: {e}")));
 
     let pool = &settings.tasks.task_pool;
     let result = match settings.queue {
-        QueueBackend::Memory => serve(boot.service, settings, jobs, MemoryQueue::new(pool)).await,
+        QueueBackend::Memory => serve(booted.service, settings, jobs, MemoryQueue::new(pool)).await,
         #[cfg(feature = "tasks-sqlite")]
         QueueBackend::Sqlite => {
             let path = settings.queue_path.as_ref().unwrap_or(&settings.jobs.path);
             let queue = chassis::tasks::SqliteQueue::open(path, pool)
                 .await
                 .unwrap_or_else(|e| fail(&format!("cannot open the task queue {path}: {e}")));
-            serve(boot.service, settings, jobs, queue).await
+            serve(booted.service, settings, jobs, queue).await
         }
         #[cfg(feature = "tasks-postgres")]
         QueueBackend::Postgres => {
@@ -157,14 +157,14 @@ async fn main() {
             let queue = chassis::tasks::PostgresQueue::connect(url.expose(), settings.jobs.pool_size, pool, options)
                 .await
                 .unwrap_or_else(|e| fail(&format!("cannot open the PostgreSQL task queue: {e}")));
-            serve(boot.service, settings, jobs, queue).await
+            serve(booted.service, settings, jobs, queue).await
         }
         #[cfg(feature = "tasks-sqs")]
         QueueBackend::Sqs => {
             let queue = chassis::tasks::SqsQueue::from_config(&settings.tasks)
                 .await
                 .unwrap_or_else(|e| fail(&format!("cannot open the SQS queue: {e}")));
-            serve(boot.service, settings, jobs, queue).await
+            serve(booted.service, settings, jobs, queue).await
         }
         #[allow(unreachable_patterns)]
         other => fail(&format!(
@@ -183,7 +183,7 @@ struct Api<Q: Queue + Clone> {
 }
 
 async fn serve<Q: Queue + Clone>(
-    mut service: chassis::service::Service,
+    mut service: Service,
     settings: &Settings,
     jobs: Jobs,
     queue: Q,
@@ -232,8 +232,8 @@ async fn routes<Q: Queue + Clone>(settings: &Settings, jobs: Jobs, queue: Q) -> 
 /// through a breaker per instance. `http://pricing/…` is a logical name: the
 /// static backend resolves it to the instances in `discovery.instances.pricing`
 /// (default: this process).
-fn tasks(service: &mut chassis::service::Service, settings: &Settings) -> Result<Handlers, String> {
-    let breakers = chassis::breaker::Breakers::new(settings.breaker.clone()).map_err(|e| e.to_string())?;
+fn tasks(service: &mut Service, settings: &Settings) -> Result<Handlers, String> {
+    let breakers = Breakers::new(settings.breaker.clone()).map_err(|e| e.to_string())?;
     let local = SocketAddr::from(([127, 0, 0, 1], settings.service.http_addr.port()));
     let mut instances = settings.discovery.instances.clone();
     instances.entry("pricing".into()).or_insert_with(|| vec![local.to_string()]);

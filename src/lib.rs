@@ -48,8 +48,44 @@
 //! | `otel` | Export spans to an OpenTelemetry collector over OTLP/HTTP (protobuf), configured by the `otel` section and the `OTEL_*` variables; one trace across HTTP and tasks | No |
 //! | `trace` | [`trace`]: W3C trace context (`traceparent`) kept on spans; the service, breaker and tasks carry it (each enables it) | Yes |
 //! | `full` | Everything above | No |
+//!
+//! # Where to start
+//!
+//! [`prelude`] has the handful of types every service uses; `use
+//! chassis::prelude::*;` brings them in. Each crate's page then goes into
+//! its part: [`config`] (loading and its report), [`log`], [`service`] (the
+//! lifecycle, probes, the API's middleware), [`tasks`] (queues, the worker,
+//! delivery guarantees), [`jobs`], [`breaker`], [`discovery`], [`trace`].
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The types nearly every service names, from every enabled crate:
+/// `use chassis::prelude::*;`.
+///
+/// | type | what for |
+/// |---|---|
+/// | [`Loader`](crate::config::Loader), [`Secret`](crate::config::Secret) | the configuration and its secrets |
+/// | [`Service`](crate::service::Service), [`boot`](crate::service::boot), [`CancellationToken`](crate::service::CancellationToken) | the runtime: configuration, logging and the service in one call; the token that stops a component |
+/// | [`Handlers`](crate::tasks::Handlers), [`TaskContext`](crate::tasks::TaskContext), [`TaskResult`](crate::tasks::TaskResult), [`Producer`](crate::tasks::Producer), [`Worker`](crate::tasks::Worker), [`Queue`](crate::tasks::Queue) | tasks: handlers by name, sending, running |
+/// | [`Jobs`](crate::jobs::Jobs), [`JobHook`](crate::jobs::JobHook), [`NewJob`](crate::jobs::NewJob) | jobs that follow their tasks |
+/// | [`Breakers`](crate::breaker::Breakers) | a breaker per host for outbound HTTP |
+///
+/// Names that several crates use for their own section (`Config`, `Error`)
+/// are left out: write `chassis::tasks::Config`.
+pub mod prelude {
+    #[cfg(feature = "breaker")]
+    pub use chassis_breaker::Breakers;
+    #[cfg(feature = "config")]
+    pub use chassis_config::{Loader, Secret};
+    #[cfg(feature = "jobs")]
+    pub use chassis_jobs::{JobHook, Jobs, NewJob};
+    #[cfg(feature = "service")]
+    pub use chassis_service::{CancellationToken, Service, boot};
+    #[cfg(all(feature = "tasks", not(feature = "service")))]
+    pub use chassis_tasks::CancellationToken;
+    #[cfg(feature = "tasks")]
+    pub use chassis_tasks::{Handlers, Producer, Queue, TaskContext, TaskResult, Worker};
+}
 
 #[cfg(feature = "breaker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "breaker")))]

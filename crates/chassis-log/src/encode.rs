@@ -64,7 +64,8 @@ fn find_escape(bytes: &[u8], from: usize) -> Option<usize> {
         word.copy_from_slice(chunk);
         let w = u64::from_ne_bytes(word);
         let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS; // a byte < 0x20
-        let special = zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | zero(w ^ (ONES * 0x7f));
+        let special =
+            zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | zero(w ^ (ONES * 0x7f));
         if control | special != 0 {
             break;
         }

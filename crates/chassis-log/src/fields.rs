@@ -9,11 +9,20 @@ use tracing::field::{Field as TracingField, Visit};
 use crate::encode;
 use crate::layer::Reserved;
 
-/// One span field as written: its name and its JSON-encoded value.
+/// One span field: its name and where its JSON-encoded value lies in the
+/// values buffer it was written to (one buffer per span, not a `String`
+/// per value).
 #[derive(Debug, Clone)]
 pub(crate) struct Field {
     pub(crate) name: &'static str,
-    pub(crate) value: String,
+    pub(crate) value: std::ops::Range<usize>,
+}
+
+impl Field {
+    /// The field's encoded value in `values`, the buffer it was written to.
+    pub(crate) fn value<'a>(&self, values: &'a str) -> &'a str {
+        values.get(self.value.clone()).unwrap_or_default()
+    }
 }
 
 /// A W3C trace context in scope.
@@ -145,20 +154,39 @@ impl fmt::Display for Id {
     }
 }
 
-/// Collects a span's own fields (a later record of a name replaces it).
+/// Collects a span's own fields (a later record of a name replaces it), their
+/// values encoded one after the other into `values`.
 #[derive(Debug, Default)]
 pub(crate) struct SpanVisitor {
     pub(crate) fields: Vec<Field>,
+    pub(crate) values: String,
     pub(crate) trace: Trace,
 }
 
 impl SpanVisitor {
-    fn put(&mut self, field: &TracingField, value: String) {
-        self.put_named(field.name(), value);
+    /// A visitor for `fields` fields, with room for their values.
+    pub(crate) fn with_capacity(fields: usize) -> Self {
+        Self { fields: Vec::with_capacity(fields), values: String::with_capacity(fields * 24), trace: Trace::default() }
     }
 
-    /// Sets `name` (a later value replaces an earlier one).
-    pub(crate) fn put_named(&mut self, name: &'static str, value: String) {
+    fn put(&mut self, field: &TracingField, write: impl FnOnce(&mut String)) {
+        let start = self.values.len();
+        write(&mut self.values);
+        self.set(field.name(), start);
+    }
+
+    /// Sets `name` to an encoded value (a later value replaces an earlier one).
+    pub(crate) fn put_named(&mut self, name: &'static str, encoded: &str) {
+        let start = self.values.len();
+        self.values.push_str(encoded);
+        self.set(name, start);
+    }
+
+    /// `name`'s value is what was written to `values` from `start` on. A
+    /// replaced value stays in `values`, unused, until the span is rendered
+    /// again.
+    fn set(&mut self, name: &'static str, start: usize) {
+        let value = start..self.values.len();
         match self.fields.iter_mut().find(|f| f.name == name) {
             Some(existing) => existing.value = value,
             None => self.fields.push(Field { name, value }),
@@ -178,48 +206,38 @@ impl Visit for SpanVisitor {
             "span_id" => self.trace.span_id = Some(Id::new(value)),
             _ => {}
         }
-        let mut encoded = String::with_capacity(value.len() + 2);
-        encode::string(&mut encoded, value);
-        self.put(field, encoded);
+        self.put(field, |values| encode::string(values, value));
     }
 
     fn record_bool(&mut self, field: &TracingField, value: bool) {
         if field.name() == "trace_sampled" {
             self.trace.sampled = Some(value);
         }
-        self.put(field, if value { "true" } else { "false" }.to_owned());
+        self.put(field, |values| values.push_str(if value { "true" } else { "false" }));
     }
 
     fn record_i64(&mut self, field: &TracingField, value: i64) {
-        let mut encoded = String::with_capacity(20);
-        encode::signed(&mut encoded, value);
-        self.put(field, encoded);
+        self.put(field, |values| encode::signed(values, value));
     }
 
     fn record_u64(&mut self, field: &TracingField, value: u64) {
-        let mut encoded = String::with_capacity(20);
-        encode::digits(&mut encoded, value, 1);
-        self.put(field, encoded);
+        self.put(field, |values| encode::digits(values, value, 1));
     }
 
     fn record_i128(&mut self, field: &TracingField, value: i128) {
-        self.put(field, value.to_string());
+        self.put(field, |values| encode::int(values, value));
     }
 
     fn record_u128(&mut self, field: &TracingField, value: u128) {
-        self.put(field, value.to_string());
+        self.put(field, |values| encode::int(values, value));
     }
 
     fn record_f64(&mut self, field: &TracingField, value: f64) {
-        let mut encoded = String::with_capacity(24);
-        encode::float(&mut encoded, value);
-        self.put(field, encoded);
+        self.put(field, |values| encode::float(values, value));
     }
 
     fn record_error(&mut self, field: &TracingField, value: &(dyn StdError + 'static)) {
-        let mut encoded = String::with_capacity(64);
-        encode::display(&mut encoded, value);
-        self.put(field, encoded);
+        self.put(field, |values| encode::display(values, value));
     }
 
     fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
@@ -237,9 +255,7 @@ impl Visit for SpanVisitor {
             }
             return;
         }
-        let mut encoded = String::with_capacity(32);
-        encode::debug(&mut encoded, value);
-        self.put(field, encoded);
+        self.put(field, |values| encode::debug(values, value));
     }
 }
 

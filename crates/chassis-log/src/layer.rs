@@ -133,21 +133,18 @@ impl<W> JsonLayer<W> {
     ///
     /// `reuse`: the span's previous context (on `record`), whose buffers are
     /// filled again instead of allocated anew.
-    fn span_context(
-        &self,
-        parent: Option<&SpanContext>,
-        own: Vec<Field>,
-        own_trace: Trace,
-        reuse: Option<SpanContext>,
-    ) -> SpanContext {
-        let own_len = own.len();
-        let mut fields = own;
+    fn span_context(&self, parent: Option<&SpanContext>, own: SpanVisitor, reuse: Option<SpanContext>) -> SpanContext {
+        let SpanVisitor { mut fields, mut values, trace: own_trace } = own;
+        let own_len = fields.len();
         let mut trace = own_trace.clone();
         if let Some(parent) = parent {
             fields.reserve(parent.fields.len());
+            values.reserve(parent.values.len());
             for inherited in &parent.fields {
                 if !fields[..own_len].iter().any(|o| o.name == inherited.name) {
-                    fields.push(inherited.clone());
+                    let start = values.len();
+                    values.push_str(inherited.value(&parent.values));
+                    fields.push(Field { name: inherited.name, value: start..values.len() });
                 }
             }
             trace.inherit(&parent.trace);
@@ -165,7 +162,7 @@ impl<W> JsonLayer<W> {
         let mut own_end = 0;
         for (i, field) in fields.iter().enumerate() {
             write_key(&mut fragment, field.name, &reserved, None);
-            fragment.push_str(&field.value);
+            fragment.push_str(field.value(&values));
             if i + 1 == own_len {
                 own_end = fragment.len();
             }
@@ -173,19 +170,20 @@ impl<W> JsonLayer<W> {
         if self.gcp {
             for name in ["job_id", "job_name"] {
                 if let Some(field) = fields.iter().find(|f| f.name == name) {
+                    let value = field.value(&values);
                     gcp_labels.push_str(",\"");
                     gcp_labels.push_str(name);
                     gcp_labels.push_str("\":");
-                    if field.value.starts_with('"') {
-                        gcp_labels.push_str(&field.value);
+                    if value.starts_with('"') {
+                        gcp_labels.push_str(value);
                     } else {
-                        encode::string(&mut gcp_labels, &field.value);
+                        encode::string(&mut gcp_labels, value);
                     }
                 }
             }
             self.gcp_trace(&mut gcp_trace, &trace);
         }
-        SpanContext { own: own_len, own_end, own_trace, fields, trace, fragment, gcp_labels, gcp_trace }
+        SpanContext { own: own_len, own_end, own_trace, fields, values, trace, fragment, gcp_labels, gcp_trace }
     }
 
     /// `gcp`: Cloud Logging's trace keys for `trace`, when a project and a
@@ -225,7 +223,7 @@ impl<W> JsonLayer<W> {
             rendered.clear();
             for field in &fresh.fields {
                 write_key(rendered, field.name, &reserved, None);
-                rendered.push_str(&field.value);
+                rendered.push_str(field.value(&fresh.values));
             }
             context.fragment.insert_str(context.own_end, rendered);
             context.own_end += rendered.len();
@@ -236,7 +234,11 @@ impl<W> JsonLayer<W> {
         }
         let at = context.own;
         context.own += fresh.fields.len();
-        context.fields.splice(at..at, fresh.fields.drain(..));
+        let base = context.values.len();
+        context.values.push_str(&fresh.values);
+        let moved =
+            fresh.fields.drain(..).map(|f| Field { name: f.name, value: f.value.start + base..f.value.end + base });
+        context.fields.splice(at..at, moved);
         if fresh.trace != Trace::default() {
             context.own_trace.overlay(std::mem::take(&mut fresh.trace));
             context.trace = context.own_trace.clone();
@@ -262,7 +264,7 @@ impl<W> JsonLayer<W> {
             let parent = span.parent();
             let parent_ext = parent.as_ref().map(|p| p.extensions());
             let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
-            self.span_context(parent_ctx, visitor.fields, visitor.trace, None)
+            self.span_context(parent_ctx, visitor, None)
         };
         span.extensions_mut().replace(context);
     }
@@ -319,10 +321,11 @@ impl<W> JsonLayer<W> {
             let shadowed = span.fields.iter().any(|f| names.contains(&f.name));
             if whole && !shadowed {
                 buf.push_str(&span.fragment);
-                lens.extend(span.fields.iter().filter(|f| f.value.starts_with('"')).map(|f| f.value.len() - 2));
+                let values = span.fields.iter().map(|f| f.value(&span.values));
+                lens.extend(values.filter(|v| v.starts_with('"')).map(|v| v.len() - 2));
             } else {
                 for field in span.fields.iter().filter(|f| !names.contains(&f.name)) {
-                    truncated |= !write_field(buf, field.name, &reserved, &field.value, budget);
+                    truncated |= !write_field(buf, field.name, &reserved, field.value(&span.values), budget);
                 }
             }
         }
@@ -476,6 +479,8 @@ struct SpanContext {
     own_trace: Trace,
     /// Own fields, then inherited ones not shadowed.
     fields: Vec<Field>,
+    /// The fields' encoded values, one after the other.
+    values: String,
     trace: Trace,
     /// `,"k":v` for every field.
     fragment: String,
@@ -539,7 +544,7 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut visitor = SpanVisitor { fields: Vec::with_capacity(attrs.fields().len()), ..SpanVisitor::default() };
+        let mut visitor = SpanVisitor::with_capacity(attrs.fields().len());
         attrs.record(&mut visitor);
         self.store(&span, visitor);
     }
@@ -558,14 +563,18 @@ where
         }
         // Rendered again in place: the span's buffers are refilled, not reallocated.
         let mut old = std::mem::take(context);
-        let mut own = std::mem::take(&mut old.fields);
-        own.truncate(old.own);
-        let mut visitor = SpanVisitor { fields: own, trace: std::mem::take(&mut old.own_trace) };
-        for field in fresh.fields {
-            visitor.put_named(field.name, field.value);
+        // The own values again, then the recorded ones (the inherited ones
+        // and any replaced value are left behind).
+        let mut visitor = SpanVisitor::with_capacity(old.own + fresh.fields.len());
+        visitor.trace = std::mem::take(&mut old.own_trace);
+        for field in old.fields.iter().take(old.own) {
+            visitor.put_named(field.name, field.value(&old.values));
+        }
+        for field in &fresh.fields {
+            visitor.put_named(field.name, field.value(&fresh.values));
         }
         visitor.trace.overlay(fresh.trace);
-        *context = self.span_context(parent_ctx, visitor.fields, visitor.trace, Some(old));
+        *context = self.span_context(parent_ctx, visitor, Some(old));
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

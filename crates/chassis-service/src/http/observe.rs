@@ -187,9 +187,8 @@ pub(crate) async fn observe(
     let method = METHODS[method_index];
     let caller = {
         let incoming = |name: &HeaderName| request.headers().get(name).and_then(|v| v.to_str().ok());
-        incoming(&TRACEPARENT_HEADER).and_then(|traceparent| {
-            chassis_trace::TraceContext::parse(traceparent, incoming(&TRACESTATE_HEADER))
-        })
+        incoming(&TRACEPARENT_HEADER)
+            .and_then(|traceparent| chassis_trace::TraceContext::parse(traceparent, incoming(&TRACESTATE_HEADER)))
     };
     let probe = observe.is_probe(route);
     let span = if probe {

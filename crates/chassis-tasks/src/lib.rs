@@ -128,6 +128,12 @@ mod sqs;
 pub mod wire;
 mod worker;
 
+/// The README's code blocks, compiled as doctests so that they keep matching
+/// the code (it has none yet; any added later is compiled).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use config::Config;
 pub use error::{Error, Result};
 pub use fault::FaultyQueue;

@@ -111,3 +111,9 @@ pub use chassis_tasks as tasks;
 #[cfg(feature = "trace")]
 #[cfg_attr(docsrs, doc(cfg(feature = "trace")))]
 pub use chassis_trace as trace;
+
+/// The README's code blocks, compiled (and, where they need no server, run) as
+/// doctests so that they keep matching the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

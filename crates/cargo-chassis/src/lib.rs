@@ -26,6 +26,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// The README's code blocks, compiled as doctests so that they keep matching
+/// the code (it has only a shell block yet; a Rust block added later is
+/// compiled).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Why a service could not be generated.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -28,6 +28,12 @@ use std::fmt::{self, Display};
 
 use serde::de::{Deserialize, Deserializer, Error, Unexpected};
 
+/// The README's code blocks, compiled as doctests so that they keep matching
+/// the code (it has none yet; any added later is compiled).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The error for `found`, which is not `expected` (serde's "invalid value").
 pub fn out_of_range<E: Error>(found: Unexpected<'_>, expected: impl Display) -> E {
     E::invalid_value(found, &expected.to_string().as_str())

@@ -160,7 +160,7 @@ impl Breaker {
 
     /// Retires the breaker's state series: it reads closed (0) from now on —
     /// what a breaker built anew for the key would read — and the breaker no
-    /// longer writes it or counts transitions. Called by the registry when it
+    /// longer writes it or counts transitions. Called by [`Breakers`](crate::Breakers) when it
     /// evicts the breaker, so an alert on an open breaker clears once the
     /// breaker is forgotten; clones still in use keep working.
     pub(crate) fn retire_metrics(&self) {

@@ -23,7 +23,7 @@ type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
 /// recently used closed ones, so an open breaker is forgotten last.
 ///
 /// Metric lifecycle: a breaker's series (`breaker` label = its key) are
-/// registered when the registry builds it. When it is evicted, its
+/// registered when the [`Breakers`] builds it. When it is evicted, its
 /// `chassis_breaker_state` is set to 0 (closed, what a new breaker for the key
 /// starts as) and it writes no more state or transitions, so an alert on an
 /// open breaker clears once the breaker is forgotten; if the key comes back,
@@ -48,7 +48,7 @@ pub struct Breakers {
 }
 
 struct Inner {
-    /// The validated settings the registry was built with.
+    /// The validated settings these breakers were built with.
     settings: BreakersBuilder,
     map: RwLock<HashMap<String, Entry>>,
     /// Keys given a `breaker` label of their own (at most `max_metric_keys`),
@@ -110,7 +110,7 @@ impl BreakersBuilder {
 
     /// The most keys that get a `breaker` metric label of their own (default:
     /// `max_entries`; 0 counts every breaker under `_other`). The first keys
-    /// the registry sees get one, for the life of the process; breakers of
+    /// it sees get one, for the life of the process; breakers of
     /// later keys are counted together under `breaker="_other"`
     /// (`chassis_breaker_calls_total`, `_rejections_total`,
     /// `_transitions_total`) and have no `chassis_breaker_state` series. This
@@ -126,7 +126,7 @@ impl BreakersBuilder {
         self
     }
 
-    /// The clock of the registry and its breakers.
+    /// The clock of all these breakers.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -152,7 +152,7 @@ impl BreakersBuilder {
     }
 }
 
-/// A clock shared between the registry and its breakers.
+/// A clock shared by a [`Breakers`] and its breakers.
 struct Shared(Arc<dyn Clock>);
 
 impl Clock for Shared {
@@ -175,7 +175,7 @@ impl Breakers {
         }
     }
 
-    /// A registry with `config` for every breaker.
+    /// Breakers with `config` for every breaker.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig).

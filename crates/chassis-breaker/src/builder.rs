@@ -17,7 +17,7 @@ pub struct Builder {
     config: Config,
     clock: Arc<dyn Clock>,
     listener: Option<Listener>,
-    /// Counted under [`AGGREGATE_LABEL`](crate::metrics::AGGREGATE_LABEL), without a state gauge (set by the registry).
+    /// Counted under [`AGGREGATE_LABEL`](crate::metrics::AGGREGATE_LABEL), without a state gauge (set by [`Breakers`](crate::Breakers)).
     aggregate_metrics: bool,
 }
 
@@ -59,7 +59,7 @@ impl Builder {
     }
 
     /// Counts the breaker's calls under the `breaker` label `_other`, with no
-    /// `chassis_breaker_state` series (the registry's label bound).
+    /// `chassis_breaker_state` series (the label bound of [`Breakers`](crate::Breakers)).
     pub(crate) fn aggregate_metrics(mut self) -> Self {
         self.aggregate_metrics = true;
         self

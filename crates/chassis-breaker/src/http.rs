@@ -294,7 +294,7 @@ impl Rejected {
 }
 
 /// A ready client: a breaker per host from `breakers`, and a default request
-/// timeout of the registry's `request_timeout_ms` (5 s by default).
+/// timeout of the breakers' `request_timeout_ms` (5 s by default).
 ///
 /// # Errors
 /// When reqwest cannot build a client (its TLS backend failed to initialise).

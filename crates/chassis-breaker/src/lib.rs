@@ -108,3 +108,9 @@ pub use tower::{
     BreakerLayer, BreakerService, Classifier, ErrorIsFailure, HttpBreakerLayer, HttpBreakerService, HttpResponseFuture,
     HttpStatus, ResponseFuture, ServiceError,
 };
+
+/// The README's code blocks, compiled as doctests so that they keep matching
+/// the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

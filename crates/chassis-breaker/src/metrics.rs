@@ -17,7 +17,7 @@ pub(crate) struct Metrics {
     pub(crate) rejected: Counter,
     /// `chassis_breaker_state`; none for a breaker counted in the aggregate.
     pub(crate) state: Option<Gauge>,
-    /// Set when the breaker is retired (evicted from its registry): it no
+    /// Set when the breaker is retired (evicted from its [`Breakers`](crate::Breakers)): it no
     /// longer writes its state or transitions.
     pub(crate) retired: AtomicBool,
 }

@@ -74,6 +74,12 @@ pub use fixed::StaticRegistry;
 pub use instance::{Instance, Lease};
 pub use registry::{Registry, Watch};
 
+/// The README's code blocks, compiled and run as doctests so that they keep
+/// matching the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The registry `config` names: `None` for [`Backend::None`].
 ///
 /// # Errors

@@ -32,7 +32,7 @@ pub struct Boot<T> {
 /// [`Loader::check`](chassis_config::Loader::check)).
 ///
 /// With the `otel` feature, spans are also exported as the `otel` section
-/// and the `OTEL_*` variables say ([`otel::layer`](crate::otel::layer)).
+/// and the `OTEL_*` variables say (`chassis_service::otel::layer`).
 ///
 /// A bad configuration prints one report of every problem — missing values,
 /// wrong types, values out of range, values out of line with each other — to

@@ -68,6 +68,12 @@ pub use health::{CheckResult, Health, Phase, Readiness};
 /// `chassis_tasks::CancellationToken`).
 pub use tokio_util::sync::CancellationToken;
 
+/// The README's code blocks, compiled as doctests so that they keep matching
+/// the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Why a service could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -106,9 +106,9 @@
 //!
 //! | Name | Description | Default? |
 //! |---|---|---|
-//! | `sqs` | [`SqsQueue`]: the AWS SQS backend (aws-sdk-sqs) | No |
-//! | `sqlite` | [`SqliteQueue`]: a durable queue in a SQLite file (sqlx) | No |
-//! | `postgres` | [`PostgresQueue`]: a durable queue on PostgreSQL, shared by many machines (sqlx) | No |
+//! | `sqs` | `SqsQueue`: the AWS SQS backend (aws-sdk-sqs) | No |
+//! | `sqlite` | `SqliteQueue`: a durable queue in a SQLite file (sqlx) | No |
+//! | `postgres` | `PostgresQueue`: a durable queue on PostgreSQL, shared by many machines (sqlx) | No |
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -127,6 +127,12 @@ mod sql;
 mod sqs;
 pub mod wire;
 mod worker;
+
+/// The README's code blocks, compiled as doctests so that they keep matching
+/// the code (it has none yet; any added later is compiled).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use config::Config;
 pub use error::{Error, Result};

@@ -62,3 +62,9 @@ pub use servers::PgSchema;
 pub use servers::{Etcd, Moto};
 pub use service::{Client, TestService, TestServiceBuilder};
 pub use upstream::{FakeUpstream, Received, Reply};
+
+/// The README's code blocks, compiled as doctests so that they keep matching
+/// the code.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -39,6 +39,12 @@ use std::fmt;
 
 use tracing_subscriber::registry::LookupSpan as _;
 
+/// The README's code blocks, compiled as doctests so that they keep matching
+/// the code (it has none yet; any added later is compiled).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The header (and task attribute) with the trace and parent span ids.
 pub const TRACEPARENT: &str = "traceparent";
 /// The header with vendor-specific trace state, passed on unchanged.

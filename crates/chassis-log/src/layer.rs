@@ -255,6 +255,25 @@ impl<W> JsonLayer<W> {
         true
     }
 
+    /// A record that [`append`](Self::append) cannot take (a field replaced,
+    /// a Cloud Logging label, trace fields): the span is rendered again, its
+    /// buffers refilled rather than allocated anew.
+    fn render_again(&self, context: &mut SpanContext, fresh: &SpanVisitor, parent: Option<&SpanContext>) {
+        let mut old = std::mem::take(context);
+        // The own values again, then the recorded ones (the inherited ones
+        // and any replaced value are left behind).
+        let mut visitor = SpanVisitor::with_capacity(old.own + fresh.fields.len());
+        visitor.trace = std::mem::take(&mut old.own_trace);
+        for field in old.fields.iter().take(old.own) {
+            visitor.put_named(field.name, field.value(&old.values));
+        }
+        for field in &fresh.fields {
+            visitor.put_named(field.name, field.value(&fresh.values));
+        }
+        visitor.trace.overlay(fresh.trace.clone());
+        *context = self.span_context(parent, visitor, Some(old));
+    }
+
     /// Renders a span's fields over its parent's and keeps them on the span.
     fn store<S>(&self, span: &tracing_subscriber::registry::SpanRef<'_, S>, visitor: SpanVisitor)
     where
@@ -535,6 +554,19 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
     /// Recorded fields rendered before they go into a span's fragment (reused).
     static RECORDED: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The visitor of a record, its buffers reused from record to record.
+    static FRESH: RefCell<SpanVisitor> = RefCell::new(SpanVisitor::default());
+}
+
+/// An empty visitor for a record: this thread's reused one, or a new one (a
+/// record inside a record, or during the thread's teardown).
+fn fresh_visitor() -> SpanVisitor {
+    let reused = FRESH.try_with(|cell| cell.try_borrow_mut().map(|mut cell| std::mem::take(&mut *cell)).ok());
+    let mut visitor = reused.ok().flatten().unwrap_or_default();
+    visitor.fields.clear();
+    visitor.values.clear();
+    visitor.trace = Trace::default();
+    visitor
 }
 
 impl<S, W> Layer<S> for JsonLayer<W>
@@ -551,30 +583,30 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let parent = span.parent();
-        let parent_ext = parent.as_ref().map(|p| p.extensions());
-        let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
-        let mut ext = span.extensions_mut();
-        let Some(context) = ext.get_mut::<SpanContext>() else { return };
-        let mut fresh = SpanVisitor::default();
+        let mut fresh = fresh_visitor();
         values.record(&mut fresh);
-        if self.append(context, &mut fresh, parent_ctx) {
-            return;
+        // The common case (a field declared `Empty`, given its value) needs
+        // neither the parent nor a render of the span again.
+        let appended = fresh.trace == Trace::default() && {
+            let mut ext = span.extensions_mut();
+            ext.get_mut::<SpanContext>().is_none_or(|context| self.append(context, &mut fresh, None))
+        };
+        if !appended {
+            let parent = span.parent();
+            let parent_ext = parent.as_ref().map(|p| p.extensions());
+            let parent_ctx = parent_ext.as_ref().and_then(|e| e.get::<SpanContext>());
+            let mut ext = span.extensions_mut();
+            if let Some(context) = ext.get_mut::<SpanContext>() {
+                if !self.append(context, &mut fresh, parent_ctx) {
+                    self.render_again(context, &fresh, parent_ctx);
+                }
+            }
         }
-        // Rendered again in place: the span's buffers are refilled, not reallocated.
-        let mut old = std::mem::take(context);
-        // The own values again, then the recorded ones (the inherited ones
-        // and any replaced value are left behind).
-        let mut visitor = SpanVisitor::with_capacity(old.own + fresh.fields.len());
-        visitor.trace = std::mem::take(&mut old.own_trace);
-        for field in old.fields.iter().take(old.own) {
-            visitor.put_named(field.name, field.value(&old.values));
+        // The buffers go back for the next record on this thread (unless one
+        // huge value made them too big to keep).
+        if fresh.values.capacity() <= 4096 {
+            let _ = FRESH.try_with(|cell| cell.try_borrow_mut().map(|mut cell| *cell = fresh));
         }
-        for field in &fresh.fields {
-            visitor.put_named(field.name, field.value(&fresh.values));
-        }
-        visitor.trace.overlay(fresh.trace);
-        *context = self.span_context(parent_ctx, visitor, Some(old));
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {

@@ -1,7 +1,9 @@
 //! The request span, its end-of-request line, the request id and the timeout.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{OnceLock, PoisonError, RwLock};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -152,6 +154,28 @@ fn method_index(method: &axum::http::Method) -> usize {
     }
 }
 
+/// `run`'s output, or `None` once `deadline` passed. The timer is set only
+/// if `run` is not done at its first poll: most handlers answer at once, and
+/// a timer entry made and dropped per request costs more than the rest of
+/// the timeout.
+async fn within<F: Future>(run: F, deadline: tokio::time::Instant) -> Option<F::Output> {
+    let mut run = std::pin::pin!(run);
+    let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(output) = run.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if timer.is_none() {
+            timer.set(Some(tokio::time::sleep_until(deadline)));
+        }
+        match timer.as_mut().as_pin_mut() {
+            Some(sleep) => sleep.poll(cx).map(|()| None),
+            None => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// One request in `http_server_active_requests`, until dropped (a request
 /// whose connection closes mid-way is dropped, not finished).
 struct Active<'a>(&'a metrics::Gauge);
@@ -175,6 +199,8 @@ pub(crate) async fn observe(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    // On tokio's clock, which tests can pause.
+    let deadline = observe.timeout.map(|limit| (limit, tokio::time::Instant::now() + limit));
     let (id, header, generated) = request_id(&request);
     if generated {
         if let Some(header) = &header {
@@ -214,10 +240,10 @@ pub(crate) async fn observe(
     request.extensions_mut().insert(RequestId(id));
     let _active = (observe.server == Server::Api).then(|| Active::new(observe.metrics.active(method_index)));
     let run = next.run(request);
-    let mut response = match observe.timeout {
-        Some(limit) => match tokio::time::timeout(limit, run).instrument(span.clone()).await {
-            Ok(response) => response,
-            Err(_) => {
+    let mut response = match deadline {
+        Some((limit, deadline)) => match within(run, deadline).instrument(span.clone()).await {
+            Some(response) => response,
+            None => {
                 span.in_scope(|| tracing::warn!(target: "chassis::http", timeout_ms = limit.as_millis() as u64, "the request timed out"));
                 super::error(observe.timeout_status)
             }

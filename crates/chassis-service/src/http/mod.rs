@@ -75,7 +75,7 @@ pub(crate) fn stack(router: Router, config: &Config, server: Server) -> Router {
     // every box costs a clone and a boxed future per request. The first is
     // the outermost.
     router.layer((
-        axum::middleware::from_fn_with_state(observe, observe::observe),
+        observe::ObserveLayer(observe),
         tower_http::catch_panic::CatchPanicLayer::custom(panic_response),
         // axum's own 2 MiB extractor limit would cap a larger configured limit.
         axum::extract::DefaultBodyLimit::disable(),

@@ -1,15 +1,16 @@
 //! The request span, its end-of-request line, the request id and the timeout.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
-use std::sync::{OnceLock, PoisonError, RwLock};
-use std::task::Poll;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use tracing::Instrument as _;
 
 use super::{ClientErrorLevel, Config, REQUEST_ID, Server};
@@ -176,16 +177,10 @@ async fn within<F: Future>(run: F, deadline: tokio::time::Instant) -> Option<F::
     .await
 }
 
-/// One request in `http_server_active_requests`, until dropped (a request
-/// whose connection closes mid-way is dropped, not finished).
+/// One request in `http_server_active_requests` (incremented when it began),
+/// until dropped (a request whose connection closes mid-way is dropped, not
+/// finished).
 struct Active<'a>(&'a metrics::Gauge);
-
-impl<'a> Active<'a> {
-    fn new(gauge: &'a metrics::Gauge) -> Self {
-        gauge.increment(1.0);
-        Self(gauge)
-    }
-}
 
 impl Drop for Active<'_> {
     fn drop(&mut self) {
@@ -193,82 +188,158 @@ impl Drop for Active<'_> {
     }
 }
 
-pub(crate) async fn observe(
-    State(observe): State<std::sync::Arc<Observe>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    // On tokio's clock, which tests can pause.
-    let deadline = observe.timeout.map(|limit| (limit, tokio::time::Instant::now() + limit));
-    let (id, header, generated) = request_id(&request);
-    if generated {
-        if let Some(header) = &header {
-            request.headers_mut().insert(REQUEST_ID_HEADER, header.clone());
-        }
+/// The layer of [`Observe`]: the outermost of the stack.
+#[derive(Clone)]
+pub(crate) struct ObserveLayer(pub(crate) Arc<Observe>);
+
+impl<S> tower_layer::Layer<S> for ObserveLayer {
+    type Service = ObserveService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ObserveService { observe: self.0.clone(), inner }
     }
-    let matched = request.extensions().get::<MatchedPath>().cloned(); // an `Arc<str>` inside
-    let route = matched.as_ref().map(MatchedPath::as_str);
-    let method_index = method_index(request.method());
-    let method = METHODS[method_index];
-    let caller = {
-        let incoming = |name: &HeaderName| request.headers().get(name).and_then(|v| v.to_str().ok());
-        incoming(&TRACEPARENT_HEADER)
-            .and_then(|traceparent| chassis_trace::TraceContext::parse(traceparent, incoming(&TRACESTATE_HEADER)))
-    };
-    let probe = observe.is_probe(route);
-    let span = if probe {
-        tracing::Span::none()
-    } else {
-        // The caller's trace continues here, in a span of its own; or one
-        // starts. Its context is a field from the start (not recorded after).
-        let context = chassis_trace::TraceContext::next(caller.as_ref());
-        let span = tracing::error_span!(
-            target: "chassis::http",
-            "request",
-            "http.request.method" = method,
-            "http.route" = route,
-            "url.path" = request.uri().path(),
-            request_id = id,
-            "http.response.status_code" = tracing::field::Empty,
-            traceparent = %context,
-            trace_parent_span_id = caller.as_ref().map(chassis_trace::TraceContext::span_id),
-        );
-        chassis_trace::start_recorded(&span, caller.as_ref(), context);
-        span
-    };
-    request.extensions_mut().insert(RequestId(id));
-    let _active = (observe.server == Server::Api).then(|| Active::new(observe.metrics.active(method_index)));
-    let run = next.run(request);
-    let mut response = match deadline {
-        Some((limit, deadline)) => match within(run, deadline).instrument(span.clone()).await {
-            Some(response) => response,
-            None => {
-                span.in_scope(|| tracing::warn!(target: "chassis::http", timeout_ms = limit.as_millis() as u64, "the request timed out"));
-                super::error(observe.timeout_status)
+}
+
+/// A service wrapped in [`Observe`]. Written as a `tower` service rather
+/// than with axum's `from_fn`, which clones the inner service and boxes it
+/// again on every request: the request's set-up runs in `call`, the inner
+/// service is called there, and only the wait for its response is boxed.
+#[derive(Clone)]
+pub(crate) struct ObserveService<S> {
+    observe: Arc<Observe>,
+    inner: S,
+}
+
+impl<S> tower_service::Service<Request> for ObserveService<S>
+where
+    S: tower_service::Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let begun = Begun::new(&self.observe, &mut request);
+        let run = self.inner.call(request);
+        let observe = self.observe.clone();
+        Box::pin(async move { Ok(begun.finish(&observe, run).await) })
+    }
+}
+
+/// A request under way: what its end needs from its start.
+struct Begun {
+    started: Instant,
+    /// The timeout and its deadline, on tokio's clock (which tests can pause).
+    deadline: Option<(Duration, tokio::time::Instant)>,
+    /// The request id's header value, for the response.
+    header: Option<HeaderValue>,
+    matched: Option<MatchedPath>,
+    method_index: usize,
+    probe: bool,
+    span: tracing::Span,
+}
+
+impl Begun {
+    /// Takes or makes the request id, opens the request span (continuing the
+    /// caller's trace) and counts the request as active.
+    fn new(observe: &Observe, request: &mut Request) -> Self {
+        let started = Instant::now();
+        let deadline = observe.timeout.map(|limit| (limit, tokio::time::Instant::now() + limit));
+        let (id, header, generated) = request_id(request);
+        if generated {
+            if let Some(header) = &header {
+                request.headers_mut().insert(REQUEST_ID_HEADER, header.clone());
             }
-        },
-        None => run.instrument(span.clone()).await,
-    };
-    if let Some(header) = header {
-        response.headers_mut().insert(REQUEST_ID_HEADER, header);
-    }
-    let status = response.status().as_u16();
-    span.record("http.response.status_code", status);
-    let seconds = started.elapsed().as_secs_f64();
-    if observe.server == Server::Api {
-        observe.metrics.record_duration(method, route.unwrap_or_default(), response.status(), seconds);
-    }
-    if observe.log_requests && !probe {
-        let latency_ms = seconds * 1000.0;
-        let _entered = span.enter();
-        match status {
-            500.. => tracing::error!(target: "chassis::http", latency_ms, "request"),
-            400..500 if observe.client_error_level == ClientErrorLevel::Warn => {
-                tracing::warn!(target: "chassis::http", latency_ms, "request");
-            }
-            _ => tracing::info!(target: "chassis::http", latency_ms, "request"),
         }
+        let matched = request.extensions().get::<MatchedPath>().cloned(); // an `Arc<str>` inside
+        let route = matched.as_ref().map(MatchedPath::as_str);
+        let method_index = method_index(request.method());
+        let caller = {
+            let incoming = |name: &HeaderName| request.headers().get(name).and_then(|v| v.to_str().ok());
+            incoming(&TRACEPARENT_HEADER)
+                .and_then(|traceparent| chassis_trace::TraceContext::parse(traceparent, incoming(&TRACESTATE_HEADER)))
+        };
+        let probe = observe.is_probe(route);
+        let span = if probe {
+            tracing::Span::none()
+        } else {
+            // The caller's trace continues here, in a span of its own; or one
+            // starts. Its context is a field from the start (not recorded after).
+            let context = chassis_trace::TraceContext::next(caller.as_ref());
+            let span = tracing::error_span!(
+                target: "chassis::http",
+                "request",
+                "http.request.method" = METHODS[method_index],
+                "http.route" = route,
+                "url.path" = request.uri().path(),
+                request_id = id,
+                "http.response.status_code" = tracing::field::Empty,
+                traceparent = %context,
+                trace_parent_span_id = caller.as_ref().map(chassis_trace::TraceContext::span_id),
+            );
+            chassis_trace::start_recorded(&span, caller.as_ref(), context);
+            span
+        };
+        request.extensions_mut().insert(RequestId(id));
+        if observe.server == Server::Api {
+            observe.metrics.active(method_index).increment(1.0);
+        }
+        Self { started, deadline, header, matched, method_index, probe, span }
     }
-    response
+
+    /// Waits for the response (within the timeout), then records its status,
+    /// duration and line.
+    async fn finish<F, R>(self, observe: &Observe, run: F) -> Response
+    where
+        F: Future<Output = Result<R, Infallible>>,
+        R: IntoResponse,
+    {
+        // Counted out however the request ends, a dropped connection included.
+        let _active = (observe.server == Server::Api).then(|| Active(observe.metrics.active(self.method_index)));
+        let span = &self.span;
+        let run = async move {
+            match run.await {
+                Ok(response) => response.into_response(),
+                Err(never) => match never {},
+            }
+        };
+        let mut response = match self.deadline {
+            Some((limit, deadline)) => match within(run, deadline).instrument(span.clone()).await {
+                Some(response) => response,
+                None => {
+                    span.in_scope(|| tracing::warn!(target: "chassis::http", timeout_ms = limit.as_millis() as u64, "the request timed out"));
+                    super::error(observe.timeout_status)
+                }
+            },
+            None => run.instrument(span.clone()).await,
+        };
+        if let Some(header) = self.header {
+            response.headers_mut().insert(REQUEST_ID_HEADER, header);
+        }
+        let status = response.status().as_u16();
+        span.record("http.response.status_code", status);
+        let seconds = self.started.elapsed().as_secs_f64();
+        if observe.server == Server::Api {
+            let route = self.matched.as_ref().map_or("", MatchedPath::as_str);
+            observe.metrics.record_duration(METHODS[self.method_index], route, response.status(), seconds);
+        }
+        if observe.log_requests && !self.probe {
+            let latency_ms = seconds * 1000.0;
+            let _entered = span.enter();
+            match status {
+                500.. => tracing::error!(target: "chassis::http", latency_ms, "request"),
+                400..500 if observe.client_error_level == ClientErrorLevel::Warn => {
+                    tracing::warn!(target: "chassis::http", latency_ms, "request");
+                }
+                _ => tracing::info!(target: "chassis::http", latency_ms, "request"),
+            }
+        }
+        response
+    }
 }

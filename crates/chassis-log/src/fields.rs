@@ -323,7 +323,13 @@ pub(crate) fn water_level(lens: &mut [usize], total: usize, budget: usize) -> Op
 
 /// Writes `,"name":value`, capping the value and leaving the field out when it
 /// would pass the budget's limit. Returns whether the value was written whole.
-pub(crate) fn write_field(buf: &mut String, name: &str, reserved: &Reserved<'_>, value: &str, budget: Budget) -> bool {
+pub(crate) fn write_field(
+    buf: &mut String,
+    name: &'static str,
+    reserved: &Reserved<'_>,
+    value: &str,
+    budget: Budget,
+) -> bool {
     let start = buf.len();
     write_key(buf, name, reserved, budget.cap);
     let (shown, cut) = budget.cap.map_or((value, false), |cap| encode::cap_literal(value, cap));
@@ -339,8 +345,45 @@ pub(crate) fn write_field(buf: &mut String, name: &str, reserved: &Reserved<'_>,
 }
 
 /// Writes `,"name":`; a name the format itself uses is written as `field.<name>`.
+///
+/// Written whole (no `cap`), a key is rendered once per thread, layer and
+/// name, and copied from a small per-thread cache after that (a field name
+/// is a `&'static str` of a callsite: its address names it).
 #[inline]
-pub(crate) fn write_key(buf: &mut String, name: &str, reserved: &Reserved<'_>, cap: Option<usize>) {
+pub(crate) fn write_key(buf: &mut String, name: &'static str, reserved: &Reserved<'_>, cap: Option<usize>) {
+    if cap.is_none() {
+        let id = (name.as_ptr() as usize, name.len(), reserved.1);
+        let cached = KEYS.try_with(|keys| {
+            let Ok(mut keys) = keys.try_borrow_mut() else { return false };
+            if keys.is_empty() {
+                keys.resize(KEY_SLOTS, (0, 0, 0, String::new()));
+            }
+            let slot = &mut keys[(id.0 >> 3) % KEY_SLOTS];
+            if (slot.0, slot.1, slot.2) != id {
+                slot.3.clear();
+                render_key(&mut slot.3, name, reserved, None);
+                (slot.0, slot.1, slot.2) = id;
+            }
+            buf.push_str(&slot.3);
+            true
+        });
+        if cached == Ok(true) {
+            return;
+        }
+    }
+    render_key(buf, name, reserved, cap);
+}
+
+/// Slots of the per-thread cache of rendered keys (direct-mapped).
+const KEY_SLOTS: usize = 64;
+
+thread_local! {
+    /// Rendered keys by (name address, name length, layer id).
+    static KEYS: std::cell::RefCell<Vec<(usize, usize, u64, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Renders `,"name":` (see [`write_key`]).
+fn render_key(buf: &mut String, name: &str, reserved: &Reserved<'_>, cap: Option<usize>) {
     let name = encode::field_name(name);
     buf.push_str(",\"");
     if reserved.contains(name) {

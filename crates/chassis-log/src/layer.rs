@@ -43,6 +43,9 @@ const GCP_PREFIX: &str = "logging.googleapis.com/";
 /// # Ok::<(), chassis_log::Error>(())
 /// ```
 pub struct JsonLayer<W> {
+    /// Unique in the process (from 1): the key of this layer's rendered field
+    /// keys in the per-thread cache.
+    id: u64,
     gcp: bool,
     writer: W,
     /// Names the format uses itself; user fields with them get a `field.` prefix.
@@ -109,7 +112,9 @@ impl<W> JsonLayer<W> {
                 reserved.push(key.clone());
             }
         }
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Self {
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             gcp,
             writer,
             reserved,
@@ -156,7 +161,7 @@ impl<W> JsonLayer<W> {
         fragment.clear();
         gcp_labels.clear();
         gcp_trace.clear();
-        let reserved = Reserved(&self.reserved);
+        let reserved = Reserved(&self.reserved, self.id);
         // `,"name":value` each, and room for a `field.` prefix or an escape.
         fragment.reserve(fields.iter().map(|f| f.name.len() + f.value.len() + 12).sum());
         let mut own_end = 0;
@@ -218,7 +223,7 @@ impl<W> JsonLayer<W> {
         if !fresh.fields.iter().all(|f| new(f) && !label(f)) {
             return false;
         }
-        let reserved = Reserved(&self.reserved);
+        let reserved = Reserved(&self.reserved, self.id);
         let mut insert = |rendered: &mut String| {
             rendered.clear();
             for field in &fresh.fields {
@@ -301,7 +306,7 @@ impl<W> JsonLayer<W> {
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let level = *meta.level();
-        let reserved = Reserved(&self.reserved);
+        let reserved = Reserved(&self.reserved, self.id);
         if self.gcp {
             buf.push_str("{\"severity\":\"");
             buf.push_str(severity(level));
@@ -388,7 +393,7 @@ impl<W> JsonLayer<W> {
                     lens.push(literal.len() - 2);
                 }
                 let tail = Budget { cap: budget.cap.map(|c| c.min(1024)), limit: usize::MAX };
-                truncated |= !write_field(buf, "stack_trace", &Reserved(&[]), &literal, tail);
+                truncated |= !write_field(buf, "stack_trace", &Reserved(&[], 0), &literal, tail);
             }
         } else {
             buf.push_str(&self.json_tail);
@@ -475,8 +480,9 @@ fn severity(level: Level) -> &'static str {
     }
 }
 
-/// Names a format writes itself.
-pub(crate) struct Reserved<'a>(pub(crate) &'a [String]);
+/// Names a format writes itself, and the id of the layer whose they are
+/// (rendered keys are cached per layer, see [`write_key`]).
+pub(crate) struct Reserved<'a>(pub(crate) &'a [String], pub(crate) u64);
 
 impl Reserved<'_> {
     #[inline]

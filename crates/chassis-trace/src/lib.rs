@@ -77,16 +77,32 @@ impl fmt::Debug for TraceContext {
 impl fmt::Display for TraceContext {
     /// `00-<trace id>-<span id>-<flags>`, in lowercase hex (W3C Trace Context §3.2).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Written by hand into one buffer: `{:032x}` of a u128 through the
-        // formatting machinery cost more than the rest of a span's trace set-up.
-        let mut out = [0u8; 55];
-        out[..3].copy_from_slice(b"00-");
-        hex_into(&mut out[3..35], self.trace_id);
-        out[35] = b'-';
-        hex_into(&mut out[36..52], u128::from(self.span_id));
-        out[52] = b'-';
-        hex_into(&mut out[53..55], u128::from(self.flags));
-        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+        f.write_str(self.header().as_str())
+    }
+}
+
+/// A `traceparent` value written into a fixed buffer, without an allocation
+/// ([`TraceContext::header`]): 55 bytes, `00-<32 hex>-<16 hex>-<2 hex>`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Traceparent([u8; 55]);
+
+impl Traceparent {
+    /// The value as text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits and dashes are written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Traceparent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Traceparent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -178,7 +194,24 @@ impl TraceContext {
 
     /// The `traceparent` value (as [`Display`](fmt::Display) writes it).
     pub fn traceparent(&self) -> String {
-        self.to_string()
+        self.header().as_str().to_owned()
+    }
+
+    /// The `traceparent` value in a fixed buffer, without an allocation: for
+    /// a header, or a span field given as text
+    /// (`traceparent = context.header().as_str()`), which a log layer reads
+    /// without formatting it.
+    pub fn header(&self) -> Traceparent {
+        // Written by hand: `{:032x}` of a u128 through the formatting
+        // machinery cost more than the rest of a span's trace set-up.
+        let mut out = [0u8; 55];
+        out[..3].copy_from_slice(b"00-");
+        hex_into(&mut out[3..35], self.trace_id);
+        out[35] = b'-';
+        hex_into(&mut out[36..52], u128::from(self.span_id));
+        out[52] = b'-';
+        hex_into(&mut out[53..55], u128::from(self.flags));
+        Traceparent(out)
     }
 
     /// The `tracestate` value, if the caller sent one.
@@ -206,7 +239,9 @@ pub fn start(span: &tracing::Span, parent: Option<&TraceContext>) -> TraceContex
 }
 
 /// [`start`] for a span created with its context already in its
-/// `traceparent` field: `context` is [`TraceContext::next`] of `parent`,
+/// `traceparent` field (`traceparent = context.header().as_str()`, which a
+/// log layer reads as text, or `traceparent = %context`): `context` is
+/// [`TraceContext::next`] of `parent`,
 /// taken before the span, so the field is written with the span's other
 /// fields instead of by a record afterwards (a record costs a log layer a
 /// second pass over the span). Returns the span's context: `context`, or
@@ -218,7 +253,7 @@ pub fn start(span: &tracing::Span, parent: Option<&TraceContext>) -> TraceContex
 ///
 /// # tracing::subscriber::with_default(tracing_subscriber::registry(), || {
 /// let context = TraceContext::next(None); // a new trace
-/// let span = tracing::info_span!("request", traceparent = %context);
+/// let span = tracing::info_span!("request", traceparent = context.header().as_str());
 /// let context = chassis_trace::start_recorded(&span, None, context);
 /// assert_eq!(span.in_scope(chassis_trace::current), Some(context));
 /// # });

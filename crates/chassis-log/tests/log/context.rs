@@ -134,6 +134,26 @@ fn user_fields_named_like_format_keys_do_not_clobber_them() {
     assert_eq!(line["field.timestamp"], 5);
 }
 
+/// The same callsite's fields under two layers on one thread, whose formats
+/// reserve different names: each layer writes the keys its own format asks
+/// for (rendered keys are cached per layer).
+#[test]
+fn each_layer_renders_the_same_field_names_by_its_own_format() {
+    fn event() {
+        let span = tracing::info_span!("s", level = "x", severity = "y");
+        let _entered = span.enter();
+        tracing::info!(time = 5, timestamp = 6, "hi");
+    }
+    for _ in 0..2 {
+        let json = &lines_of(&config(Format::Json), event)[0];
+        assert_eq!((&json["field.level"], &json["severity"]), (&"x".into(), &"y".into()));
+        assert_eq!((&json["time"], &json["field.timestamp"]), (&5.into(), &6.into()));
+        let gcp = &lines_of(&config(Format::Gcp), event)[0];
+        assert_eq!((&gcp["level"], &gcp["field.severity"]), (&"x".into(), &"y".into()));
+        assert_eq!((&gcp["field.time"], &gcp["timestamp"]), (&5.into(), &6.into()));
+    }
+}
+
 /// A field recorded after the span was created reads exactly as if it had been
 /// given at creation: same keys, same order, same trace keys — whether the
 /// record only adds fields (appended after the span's own) or changes one

@@ -272,6 +272,7 @@ impl Begun {
             // The caller's trace continues here, in a span of its own; or one
             // starts. Its context is a field from the start (not recorded after).
             let context = chassis_trace::TraceContext::next(caller.as_ref());
+            let traceparent = context.header();
             let span = tracing::error_span!(
                 target: "chassis::http",
                 "request",
@@ -280,7 +281,7 @@ impl Begun {
                 "url.path" = request.uri().path(),
                 request_id = id,
                 "http.response.status_code" = tracing::field::Empty,
-                traceparent = %context,
+                traceparent = traceparent.as_str(),
                 trace_parent_span_id = caller.as_ref().map(chassis_trace::TraceContext::span_id),
             );
             chassis_trace::start_recorded(&span, caller.as_ref(), context);

@@ -70,6 +70,13 @@ async fn start(configure: impl FnOnce(&mut Config)) -> Running {
                     "late"
                 }),
             )
+            .route(
+                "/hold",
+                axum::routing::put(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "released"
+                }),
+            )
             .route("/echo", axum::routing::post(|body: axum::body::Bytes| async move { body.len().to_string() }))
             .route("/teapot", axum::routing::get(|| async { axum::http::StatusCode::IM_A_TEAPOT })),
     );
@@ -262,6 +269,35 @@ async fn red_metrics_by_route_template_build_info_and_process_metrics() {
         let name = line.split(' ').nth(2).unwrap();
         assert!(metrics.contains(&format!("# HELP {name} ")), "{name} has no # HELP: {metrics}");
     }
+    svc.shutdown.cancel();
+}
+
+/// `http_server_active_requests` counts a request until it ends, and a
+/// request whose client went away until its handler is dropped. (PUT: no
+/// other test of this binary sends one, and the gauge is per method.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_request_is_counted_until_it_ends_or_its_client_leaves() {
+    let svc = start(|_| {}).await;
+    let metrics_url = format!("http://{}/metrics", svc.admin);
+    let active = || async {
+        let metrics = svc.client.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+        value(sample(&metrics, "http_server_active_requests", &["http_request_method=\"PUT\""]))
+    };
+    let until = |want: f64| async move {
+        for _ in 0..250 {
+            if active().await == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("http_server_active_requests{{PUT}} never became {want}, it is {}", active().await);
+    };
+    let held = tokio::spawn(svc.client.put(format!("http://{}/hold", svc.api)).send());
+    until(1.0).await;
+    held.abort(); // the client leaves: the connection closes, the server drops the handler
+    until(0.0).await;
+    assert_eq!(svc.client.put(format!("http://{}/items/1", svc.api)).send().await.unwrap().status(), 405);
+    until(0.0).await;
     svc.shutdown.cancel();
 }
 

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tracing::Instrument as _;
 
 use super::{ClientErrorLevel, Config, REQUEST_ID, Server};
 
@@ -155,39 +154,6 @@ fn method_index(method: &axum::http::Method) -> usize {
     }
 }
 
-/// `run`'s output, or `None` once `deadline` passed. The timer is set only
-/// if `run` is not done at its first poll: most handlers answer at once, and
-/// a timer entry made and dropped per request costs more than the rest of
-/// the timeout.
-async fn within<F: Future>(run: F, deadline: tokio::time::Instant) -> Option<F::Output> {
-    let mut run = std::pin::pin!(run);
-    let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(output) = run.as_mut().poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        if timer.is_none() {
-            timer.set(Some(tokio::time::sleep_until(deadline)));
-        }
-        match timer.as_mut().as_pin_mut() {
-            Some(sleep) => sleep.poll(cx).map(|()| None),
-            None => Poll::Pending,
-        }
-    })
-    .await
-}
-
-/// One request in `http_server_active_requests` (incremented when it began),
-/// until dropped (a request whose connection closes mid-way is dropped, not
-/// finished).
-struct Active<'a>(&'a metrics::Gauge);
-
-impl Drop for Active<'_> {
-    fn drop(&mut self) {
-        self.0.decrement(1.0);
-    }
-}
-
 /// The layer of [`Observe`]: the outermost of the stack.
 #[derive(Clone)]
 pub(crate) struct ObserveLayer(pub(crate) Arc<Observe>);
@@ -201,9 +167,9 @@ impl<S> tower_layer::Layer<S> for ObserveLayer {
 }
 
 /// A service wrapped in [`Observe`]. Written as a `tower` service rather
-/// than with axum's `from_fn`, which clones the inner service and boxes it
-/// again on every request: the request's set-up runs in `call`, the inner
-/// service is called there, and only the wait for its response is boxed.
+/// than with axum's `from_fn` (which clones the inner service and boxes it
+/// again on every request), with a future of its own ([`Observed`]) rather
+/// than an `async` block: nothing is boxed and nothing large is moved.
 #[derive(Clone)]
 pub(crate) struct ObserveService<S> {
     observe: Arc<Observe>,
@@ -214,26 +180,83 @@ impl<S> tower_service::Service<Request> for ObserveService<S>
 where
     S: tower_service::Service<Request, Error = Infallible>,
     S::Response: IntoResponse,
-    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Observed<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
-        let begun = Begun::new(&self.observe, &mut request);
-        let run = self.inner.call(request);
-        let observe = self.observe.clone();
-        Box::pin(async move { Ok(begun.finish(&observe, run).await) })
+        let begun = Begun::new(self.observe.clone(), &mut request);
+        let run = {
+            let _entered = begun.span.enter();
+            self.inner.call(request)
+        };
+        Observed { run, begun: Some(begun), timer: None }
     }
 }
 
-/// A request under way: what its end needs from its start.
+pin_project_lite::pin_project! {
+    /// The response of one request: polls the inner service's future inside
+    /// the request span, within the timeout, and ends the request when it
+    /// is ready.
+    pub(crate) struct Observed<F> {
+        #[pin]
+        run: F,
+        // Taken when the request ends.
+        begun: Option<Begun>,
+        // Set only if the handler was not done at its first poll: most answer
+        // at once, and a timer entry made and dropped per request costs more
+        // than the rest of the timeout.
+        timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F, R> Future for Observed<F>
+where
+    F: Future<Output = Result<R, Infallible>>,
+    R: IntoResponse,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(begun) = this.begun.as_mut() else {
+            // Polled again after it ended: a bug of the caller, not a panic here.
+            return Poll::Ready(Ok(super::error(StatusCode::INTERNAL_SERVER_ERROR)));
+        };
+        let polled = {
+            let _entered = begun.span.enter();
+            this.run.poll(cx)
+        };
+        let response = match polled {
+            Poll::Ready(Ok(response)) => response.into_response(),
+            Poll::Ready(Err(never)) => match never {},
+            Poll::Pending => {
+                let Some((limit, deadline)) = begun.deadline else { return Poll::Pending };
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let timeout_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+                begun.span.in_scope(|| tracing::warn!(target: "chassis::http", timeout_ms, "the request timed out"));
+                super::error(begun.observe.timeout_status)
+            }
+        };
+        let response = begun.end(response);
+        *this.begun = None; // counted out of the active requests
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// A request under way: what its end needs from its start. Dropped, it is
+/// counted out of `http_server_active_requests` (a request whose connection
+/// closed mid-way is dropped, not ended).
 struct Begun {
+    observe: Arc<Observe>,
     started: Instant,
     /// The timeout and its deadline, on tokio's clock (which tests can pause).
     deadline: Option<(Duration, tokio::time::Instant)>,
@@ -245,10 +268,18 @@ struct Begun {
     span: tracing::Span,
 }
 
+impl Drop for Begun {
+    fn drop(&mut self) {
+        if self.observe.server == Server::Api {
+            self.observe.metrics.active(self.method_index).decrement(1.0);
+        }
+    }
+}
+
 impl Begun {
     /// Takes or makes the request id, opens the request span (continuing the
     /// caller's trace) and counts the request as active.
-    fn new(observe: &Observe, request: &mut Request) -> Self {
+    fn new(observe: Arc<Observe>, request: &mut Request) -> Self {
         let started = Instant::now();
         let deadline = observe.timeout.map(|limit| (limit, tokio::time::Instant::now() + limit));
         let (id, header, generated) = request_id(request);
@@ -291,40 +322,18 @@ impl Begun {
         if observe.server == Server::Api {
             observe.metrics.active(method_index).increment(1.0);
         }
-        Self { started, deadline, header, matched, method_index, probe, span }
+        Self { observe, started, deadline, header, matched, method_index, probe, span }
     }
 
-    /// Waits for the response (within the timeout), then records its status,
-    /// duration and line.
-    async fn finish<F, R>(self, observe: &Observe, run: F) -> Response
-    where
-        F: Future<Output = Result<R, Infallible>>,
-        R: IntoResponse,
-    {
-        // Counted out however the request ends, a dropped connection included.
-        let _active = (observe.server == Server::Api).then(|| Active(observe.metrics.active(self.method_index)));
-        let span = &self.span;
-        let run = async move {
-            match run.await {
-                Ok(response) => response.into_response(),
-                Err(never) => match never {},
-            }
-        };
-        let mut response = match self.deadline {
-            Some((limit, deadline)) => match within(run, deadline).instrument(span.clone()).await {
-                Some(response) => response,
-                None => {
-                    span.in_scope(|| tracing::warn!(target: "chassis::http", timeout_ms = limit.as_millis() as u64, "the request timed out"));
-                    super::error(observe.timeout_status)
-                }
-            },
-            None => run.instrument(span.clone()).await,
-        };
-        if let Some(header) = self.header {
+    /// Ends the request with `response`: its request id, its status on the
+    /// span, its duration and its line.
+    fn end(&mut self, mut response: Response) -> Response {
+        if let Some(header) = self.header.take() {
             response.headers_mut().insert(REQUEST_ID_HEADER, header);
         }
+        let observe = &self.observe;
         let status = response.status().as_u16();
-        span.record("http.response.status_code", status);
+        self.span.record("http.response.status_code", status);
         let seconds = self.started.elapsed().as_secs_f64();
         if observe.server == Server::Api {
             let route = self.matched.as_ref().map_or("", MatchedPath::as_str);
@@ -332,7 +341,7 @@ impl Begun {
         }
         if observe.log_requests && !self.probe {
             let latency_ms = seconds * 1000.0;
-            let _entered = span.enter();
+            let _entered = self.span.enter();
             match status {
                 500.. => tracing::error!(target: "chassis::http", latency_ms, "request"),
                 400..500 if observe.client_error_level == ClientErrorLevel::Warn => {

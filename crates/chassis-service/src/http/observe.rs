@@ -48,7 +48,10 @@ struct Handles {
     /// `http_server_request_duration_seconds` by route template (`""` for
     /// none), then method and status. Bounded: routes are templates, methods
     /// are [`METHODS`], and a status is a `u16`.
-    durations: RwLock<HashMap<String, Vec<Series>>>,
+    /// Keys are the application's route templates, not request input, so a
+    /// fast hasher without DoS resistance is fine (SipHash cost more than
+    /// the rest of the lookup).
+    durations: RwLock<HashMap<String, Vec<Series>, foldhash::fast::RandomState>>,
 }
 
 impl Handles {

@@ -133,7 +133,9 @@ fn new_id() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let millis = u64::try_from(now.as_millis()).unwrap_or(u64::MAX);
     let random: [u8; 10] = fastrand::u128(..).to_le_bytes()[..10].try_into().unwrap_or_default();
-    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid().to_string()
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    // Written by uuid into a buffer, not through `Display`'s formatting.
+    id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned()
 }
 
 /// The methods as OpenTelemetry names them: the nine standard methods, then
@@ -345,12 +347,13 @@ impl Begun {
         if observe.log_requests && !self.probe {
             let latency_ms = seconds * 1000.0;
             let _entered = self.span.enter();
+            // `message` as a `&str` field: the same line, without a `format_args!` to format.
             match status {
-                500.. => tracing::error!(target: "chassis::http", latency_ms, "request"),
+                500.. => tracing::error!(target: "chassis::http", message = "request", latency_ms),
                 400..500 if observe.client_error_level == ClientErrorLevel::Warn => {
-                    tracing::warn!(target: "chassis::http", latency_ms, "request");
+                    tracing::warn!(target: "chassis::http", message = "request", latency_ms);
                 }
-                _ => tracing::info!(target: "chassis::http", latency_ms, "request"),
+                _ => tracing::info!(target: "chassis::http", message = "request", latency_ms),
             }
         }
         response

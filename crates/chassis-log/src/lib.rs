@@ -42,6 +42,7 @@ mod job;
 mod layer;
 mod panic;
 mod time;
+mod trace;
 
 use std::io::{IsTerminal as _, Write as _};
 

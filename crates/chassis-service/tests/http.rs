@@ -324,8 +324,8 @@ async fn one_trace_from_a_request_through_a_task_to_the_next_request() {
     let queue = chassis_tasks::MemoryQueue::new("trace-tasks");
     let producer = chassis_tasks::Producer::new(queue.clone());
     let client = chassis_breaker::client(chassis_breaker::Breakers::new(Default::default()).unwrap()).unwrap();
-    let mut registry = chassis_tasks::Handlers::new();
-    registry
+    let mut handlers = chassis_tasks::Handlers::new();
+    handlers
         .task("call_next", move |_: Value, _ctx: chassis_tasks::TaskContext| {
             let client = client.clone();
             async move {
@@ -353,7 +353,7 @@ async fn one_trace_from_a_request_through_a_task_to_the_next_request() {
     );
     let mut tasks = chassis_tasks::Config::new("trace-tasks");
     tasks.wait_time_secs = 1;
-    let worker = chassis_tasks::Worker::new(queue, registry, tasks).unwrap();
+    let worker = chassis_tasks::Worker::new(queue, handlers, tasks).unwrap();
     service.spawn("worker", move |token| async move {
         worker.run(token).await;
     });

@@ -29,17 +29,17 @@ fn config() -> Config {
 }
 
 /// `step` succeeds; `slow` waits for a permit from `gate`, then fails for good.
-fn registry(runs: &Arc<AtomicUsize>, gate: &Arc<Semaphore>) -> Handlers {
-    let mut registry = Handlers::new();
+fn handlers(runs: &Arc<AtomicUsize>, gate: &Arc<Semaphore>) -> Handlers {
+    let mut handlers = Handlers::new();
     let seen = runs.clone();
-    registry
+    handlers
         .task("step", move |_: u32, _ctx: TaskContext| {
             seen.fetch_add(1, Ordering::SeqCst);
             async {}
         })
         .unwrap();
     let gate = gate.clone();
-    registry
+    handlers
         .task_with("slow", TaskPolicy::default().max_failures(1), move |_: u32, _ctx: TaskContext| {
             let gate = gate.clone();
             async move {
@@ -48,7 +48,7 @@ fn registry(runs: &Arc<AtomicUsize>, gate: &Arc<Semaphore>) -> Handlers {
             }
         })
         .unwrap();
-    registry
+    handlers
 }
 
 struct Workers {
@@ -61,7 +61,7 @@ impl Workers {
         let stop = CancellationToken::new();
         let handles = (0..n)
             .map(|_| {
-                let worker = Worker::new(queue.clone(), registry(runs, gate), config())
+                let worker = Worker::new(queue.clone(), handlers(runs, gate), config())
                     .unwrap()
                     .hook(JobHook::new(jobs.clone()));
                 tokio::spawn(worker.run(stop.clone()))

@@ -10,16 +10,16 @@ use serde_json::json;
 
 use crate::for_each_store;
 
-fn registry(runs: &Arc<AtomicUsize>) -> Handlers {
-    let mut registry = Handlers::new();
+fn handlers(runs: &Arc<AtomicUsize>) -> Handlers {
+    let mut handlers = Handlers::new();
     let seen = runs.clone();
-    registry
+    handlers
         .task_with("step", TaskPolicy::default().max_failures(1), move |n: u32, _ctx: TaskContext| {
             seen.fetch_add(1, Ordering::SeqCst);
             async move { if n == 9_999 { Err("step 9999 always fails".to_owned()) } else { Ok(()) } }
         })
         .unwrap();
-    registry
+    handlers
 }
 
 /// Two workers with the job hook on one queue until `until` holds or 60 s pass.
@@ -30,7 +30,7 @@ async fn run_workers(jobs: &Jobs, queue: &MemoryQueue, runs: &Arc<AtomicUsize>, 
         let mut config = Config::new("jobs");
         config.wait_time_secs = 1;
         config.concurrency = 8;
-        let worker = Worker::new(queue.clone(), registry(runs), config).unwrap().hook(JobHook::new(jobs.clone()));
+        let worker = Worker::new(queue.clone(), handlers(runs), config).unwrap().hook(JobHook::new(jobs.clone()));
         handles.push(tokio::spawn(worker.run(stop.clone())));
     }
     let started = Instant::now();

@@ -15,10 +15,10 @@ use crate::for_each_store;
 async fn a_task_error_with_nul_fails_the_job(jobs: &Jobs) {
     let queue = MemoryQueue::new("jobs");
     let producer = Producer::new(queue.clone());
-    let mut registry = Handlers::new();
+    let mut handlers = Handlers::new();
     let runs = Arc::new(AtomicUsize::new(0));
     let seen = runs.clone();
-    registry
+    handlers
         .task_with("parse", TaskPolicy::default().max_failures(1), move |_: u32, _ctx: TaskContext| {
             seen.fetch_add(1, Ordering::SeqCst);
             async move { Err::<(), _>("unexpected byte \u{0} at offset 17".to_owned()) }
@@ -29,7 +29,7 @@ async fn a_task_error_with_nul_fails_the_job(jobs: &Jobs) {
     let stop = CancellationToken::new();
     let mut config = Config::new("jobs");
     config.wait_time_secs = 1;
-    let worker = Worker::new(queue.clone(), registry, config).unwrap().hook(JobHook::new(jobs.clone()));
+    let worker = Worker::new(queue.clone(), handlers, config).unwrap().hook(JobHook::new(jobs.clone()));
     let handle = tokio::spawn(worker.run(stop.clone()));
     let started = Instant::now();
     while !jobs.get(job.id).await.unwrap().status.is_terminal() {

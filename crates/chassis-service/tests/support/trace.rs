@@ -38,8 +38,8 @@ pub(crate) async fn run(flush: impl Fn(), exported: impl Fn() -> Vec<Seen>) -> (
     let queue = chassis_tasks::MemoryQueue::new("otel-tasks");
     let producer = chassis_tasks::Producer::new(queue.clone());
     let client = chassis_breaker::client(chassis_breaker::Breakers::new(Default::default()).unwrap()).unwrap();
-    let mut registry = chassis_tasks::Handlers::new();
-    registry
+    let mut handlers = chassis_tasks::Handlers::new();
+    handlers
         .task("call_next", move |_: Value, _ctx: chassis_tasks::TaskContext| {
             let client = client.clone();
             async move {
@@ -62,7 +62,7 @@ pub(crate) async fn run(flush: impl Fn(), exported: impl Fn() -> Vec<Seen>) -> (
     );
     let mut tasks = chassis_tasks::Config::new("otel-tasks");
     tasks.wait_time_secs = 1;
-    let worker = chassis_tasks::Worker::new(queue, registry, tasks).unwrap();
+    let worker = chassis_tasks::Worker::new(queue, handlers, tasks).unwrap();
     service.spawn("worker", move |token| async move {
         worker.run(token).await;
     });

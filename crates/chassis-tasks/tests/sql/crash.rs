@@ -35,8 +35,8 @@ fn random_pause() -> Duration {
 /// The child: a worker whose task records its id in the `results` queue.
 async fn run_child<Q: Queue + Clone>(queue: Q) {
     let results = queue.sibling("results").await.unwrap();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("work", move |task: serde_json::Value, _| {
             let results = results.clone();
             async move {
@@ -50,7 +50,7 @@ async fn run_child<Q: Queue + Clone>(queue: Q) {
     config.visibility_timeout_secs = 2;
     config.wait_time_secs = 1;
     config.concurrency = 8;
-    Worker::new(queue, registry, config).unwrap().run(CancellationToken::new()).await; // until killed
+    Worker::new(queue, handlers, config).unwrap().run(CancellationToken::new()).await; // until killed
 }
 
 async fn collect<Q: Queue>(results: &Q, seen: &mut BTreeMap<u64, u32>) {

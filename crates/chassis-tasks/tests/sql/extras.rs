@@ -80,8 +80,8 @@ async fn sharing<Q: Queue + Clone>(q: &Q, other: &Q) {
 async fn worker<Q: Queue + Clone>(q: &Q) {
     let done = Arc::new(AtomicUsize::new(0));
     let seen = done.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("count", move |_: u32, _: TaskContext| {
             seen.fetch_add(1, Ordering::SeqCst);
             async {}
@@ -94,7 +94,7 @@ async fn worker<Q: Queue + Clone>(q: &Q) {
     let mut config = Config::new("work");
     config.wait_time_secs = 1;
     let stop = CancellationToken::new();
-    let handle = tokio::spawn(Worker::new(q.clone(), registry, config).unwrap().run(stop.clone()));
+    let handle = tokio::spawn(Worker::new(q.clone(), handlers, config).unwrap().run(stop.clone()));
     let started = std::time::Instant::now();
     while done.load(Ordering::SeqCst) < 50 {
         assert!(started.elapsed() < S(60), "the worker did not finish");

@@ -41,8 +41,8 @@ async fn child() {
     let moto_client = crate::moto::client_for(&endpoint);
     let queue = SqsQueue::from_url(moto_client.clone(), queue);
     let results = SqsQueue::from_url(moto_client, results);
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("work", move |task: serde_json::Value, _| {
             let results = results.clone();
             async move {
@@ -55,7 +55,7 @@ async fn child() {
     config.visibility_timeout_secs = 2;
     config.wait_time_secs = 1;
     config.concurrency = 4;
-    let worker = Worker::new(queue, registry, config).unwrap();
+    let worker = Worker::new(queue, handlers, config).unwrap();
     worker.run(CancellationToken::new()).await; // until killed
 }
 

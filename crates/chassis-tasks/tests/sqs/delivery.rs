@@ -31,26 +31,26 @@ fn config() -> Config {
 /// Every run: (task, exec_id, attempt).
 type Runs = Arc<Mutex<Vec<(String, String, u32)>>>;
 
-fn registry(runs: &Runs, tasks: &[(&'static str, TaskPolicy, bool)]) -> Handlers {
-    let mut registry = Handlers::new();
+fn handlers(runs: &Runs, tasks: &[(&'static str, TaskPolicy, bool)]) -> Handlers {
+    let mut handlers = Handlers::new();
     for (name, policy, succeeds) in tasks.iter().cloned() {
         let seen = runs.clone();
-        registry
+        handlers
             .task_with(name, policy, move |_: serde_json::Value, ctx: TaskContext| {
                 seen.lock().unwrap().push((ctx.task.clone(), ctx.exec_id.clone(), ctx.attempt));
                 async move { if succeeds { TaskResult::Success } else { TaskResult::Failure("declined".into()) } }
             })
             .unwrap();
     }
-    registry
+    handlers
 }
 
 fn runs_of(runs: &Runs, task: &str) -> Vec<u32> {
     runs.lock().unwrap().iter().filter(|(t, _, _)| t == task).map(|(_, _, a)| *a).collect()
 }
 
-async fn run_for(queue: &SqsQueue, registry: Handlers, config: Config, time: Duration) -> chassis_tasks::Report {
-    let worker = Worker::new(queue.clone(), registry, config).unwrap();
+async fn run_for(queue: &SqsQueue, handlers: Handlers, config: Config, time: Duration) -> chassis_tasks::Report {
+    let worker = Worker::new(queue.clone(), handlers, config).unwrap();
     let stop = CancellationToken::new();
     let handle = tokio::spawn(worker.run(stop.clone()));
     tokio::time::sleep(time).await;
@@ -68,7 +68,7 @@ async fn an_exhausted_task_without_a_dead_letter_queue_ends_once_on_sqs() {
     let moto = Moto::start();
     let q = moto.queue("work", &CreateOptions::default()).await;
     let runs = Runs::default();
-    let registry = registry(
+    let handlers = handlers(
         &runs,
         &[
             ("doomed", TaskPolicy::default().max_failures(2).on_fail("refund"), false),
@@ -77,7 +77,7 @@ async fn an_exhausted_task_without_a_dead_letter_queue_ends_once_on_sqs() {
     );
     let producer = Producer::new(q.clone());
     producer.send(producer.task("doomed", &json!({"order": 7}))).await.unwrap();
-    let report = run_for(&q, registry, config(), S(10)).await;
+    let report = run_for(&q, handlers, config(), S(10)).await;
     assert_eq!(runs_of(&runs, "doomed"), [1, 2]);
     assert_eq!(runs_of(&runs, "refund").len(), 1);
     assert_eq!(report.discarded, 1);
@@ -126,12 +126,12 @@ async fn postponing_uses_up_neither_attempts_nor_the_redrive_policys_receives() 
     let mut c = config();
     c.unknown_task_receives = 50;
     let runs = Runs::default();
-    let early = registry(&runs, &[("scheduled", TaskPolicy::default(), true)]);
+    let early = handlers(&runs, &[("scheduled", TaskPolicy::default(), true)]);
     let report = run_for(&q, early, c.clone(), S(6)).await;
     assert!(report.received >= 4, "postponed again and again: {report:?}");
     assert_eq!(runs_of(&runs, "scheduled"), [1], "due in 4 s, postponed once, run as attempt 1");
     // A worker that knows it runs it from attempt 1, for both its attempts.
-    let known = registry(&runs, &[("late", TaskPolicy::default().max_failures(2), false)]);
+    let known = handlers(&runs, &[("late", TaskPolicy::default().max_failures(2), false)]);
     run_for(&q, known, c, S(6)).await;
     assert_eq!(runs_of(&runs, "late"), [1, 2]);
     assert_eq!(depth(&dead).await, 0, "nothing redriven");

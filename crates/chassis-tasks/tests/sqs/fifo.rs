@@ -20,10 +20,10 @@ type Runs = Arc<Mutex<Vec<(String, u32, u32)>>>;
 
 type Plan = fn(group: &str, step: u32, attempt: u32) -> TaskResult;
 
-fn registry(runs: &Runs, plan: Plan, slow: Option<(u32, Duration)>) -> Handlers {
+fn handlers(runs: &Runs, plan: Plan, slow: Option<(u32, Duration)>) -> Handlers {
     let seen = runs.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task_with("step", TaskPolicy::default().max_failures(5), move |args: serde_json::Value, ctx: TaskContext| {
             let group = args["group"].as_str().unwrap_or_default().to_owned();
             let step = u32::try_from(args["step"].as_u64().unwrap_or_default()).unwrap_or_default();
@@ -38,7 +38,7 @@ fn registry(runs: &Runs, plan: Plan, slow: Option<(u32, Duration)>) -> Handlers 
             }
         })
         .unwrap();
-    registry
+    handlers
 }
 
 fn config() -> Config {
@@ -66,8 +66,8 @@ async fn send_steps(queue: &SqsQueue, order: &[(&str, u32)]) {
     }
 }
 
-async fn run_for(queue: &SqsQueue, registry: Handlers, time: Duration) -> chassis_tasks::Report {
-    let worker = Worker::new(queue.clone(), registry, config()).unwrap();
+async fn run_for(queue: &SqsQueue, handlers: Handlers, time: Duration) -> chassis_tasks::Report {
+    let worker = Worker::new(queue.clone(), handlers, config()).unwrap();
     let stop = CancellationToken::new();
     let handle = tokio::spawn(worker.run(stop.clone()));
     tokio::time::sleep(time).await;
@@ -93,7 +93,7 @@ async fn a_fifo_group_stays_in_order_when_a_message_fails_on_sqs() {
     let plan: Plan = |_, step, attempt| {
         if step == 1 && attempt == 1 { TaskResult::Failure("first try fails".into()) } else { TaskResult::Success }
     };
-    let report = run_for(&q, registry(&runs, plan, None), S(6)).await;
+    let report = run_for(&q, handlers(&runs, plan, None), S(6)).await;
     assert_eq!(by_group(&runs)["account-42"], [(1, 1), (1, 2), (2, 1), (3, 1)]);
     assert_eq!(report.succeeded, 3);
 }
@@ -115,7 +115,7 @@ async fn interleaved_groups_with_retries_stay_in_order_on_sqs() {
         ("c", 2, 1) => TaskResult::Retry(Some(S(1))),
         _ => TaskResult::Success,
     };
-    let report = run_for(&q, registry(&runs, plan, None), S(15)).await;
+    let report = run_for(&q, handlers(&runs, plan, None), S(15)).await;
     for (group, runs) in by_group(&runs) {
         let steps: Vec<u32> = runs.iter().map(|(s, _)| *s).collect();
         assert!(steps.windows(2).all(|w| w[0] <= w[1]), "group {group} out of order: {runs:?}");
@@ -138,20 +138,20 @@ async fn a_worker_crashing_mid_group_leaves_it_in_order_on_sqs() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let _inside = runtime.enter();
         let queue = SqsQueue::from_url(client_for(&endpoint), url);
-        let registry = registry(&first_runs, |_, _, _| TaskResult::Success, Some((1, S(60))));
+        let handlers = handlers(&first_runs, |_, _, _| TaskResult::Success, Some((1, S(60))));
         // One message in flight: moto (5.2) hands back a group whose several
         // in-flight messages time out together last-first, where SQS returns
         // the group's head first (the memory queue's tests cover that case).
         let mut c = config();
         c.concurrency = 1;
-        runtime.spawn(Worker::new(queue, registry, c).unwrap().run(CancellationToken::new()));
+        runtime.spawn(Worker::new(queue, handlers, c).unwrap().run(CancellationToken::new()));
         runtime.block_on(tokio::time::sleep(Duration::from_millis(1500)));
         runtime.shutdown_background(); // the crash
     })
     .join()
     .unwrap();
     assert_eq!(runs.lock().unwrap().len(), 1, "the first worker died in step 1: {runs:?}");
-    let report = run_for(&q, registry(&runs, |_, _, _| TaskResult::Success, None), S(8)).await;
+    let report = run_for(&q, handlers(&runs, |_, _, _| TaskResult::Success, None), S(8)).await;
     let steps: Vec<u32> = by_group(&runs)["g"].iter().map(|(s, _)| *s).collect();
     assert_eq!(steps, [1, 1, 2, 3]);
     assert_eq!(report.succeeded, 3);

@@ -33,8 +33,8 @@ async fn readiness_returns_soon_after_a_queue_outage_ends() {
     let producer = Producer::new(moto.queue("outage", &CreateOptions::default()).await);
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = runs.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("count", move |_: serde_json::Value, _| {
             counted.fetch_add(1, Ordering::SeqCst);
             async {}
@@ -44,7 +44,7 @@ async fn readiness_returns_soon_after_a_queue_outage_ends() {
     config.wait_time_secs = 1;
     config.concurrency = 4;
     config.shutdown_deadline_secs = 5;
-    let worker = Worker::new(q, registry, config).unwrap();
+    let worker = Worker::new(q, handlers, config).unwrap();
     let health = worker.health();
     let stop = CancellationToken::new();
     let running = tokio::spawn(worker.run(stop.clone()));

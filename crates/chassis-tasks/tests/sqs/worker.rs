@@ -77,14 +77,14 @@ async fn a_message_sent_by_a_raw_sdk_call_in_the_python_shape_is_consumed() {
         .unwrap();
     let seen = Arc::new(std::sync::Mutex::new(None));
     let slot = seen.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("send_email", move |attrs: serde_json::Value, ctx: TaskContext| {
             *slot.lock().unwrap() = Some((attrs, ctx));
             async {}
         })
         .unwrap();
-    let report = run_for(Worker::new(q.clone(), registry, config()).unwrap(), S(3)).await;
+    let report = run_for(Worker::new(q.clone(), handlers, config()).unwrap(), S(3)).await;
     assert_eq!(report.succeeded, 1);
     let (attrs, ctx) = seen.lock().unwrap().clone().unwrap();
     assert_eq!(attrs, json!({"to": "a@b.c"}));
@@ -124,8 +124,8 @@ async fn failures_retry_then_dead_letter_and_unknown_tasks_too() {
     let q = moto.queue("work", &CreateOptions::default()).await;
     let attempts = Arc::new(AtomicUsize::new(0));
     let seen = attempts.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task_with("flaky", TaskPolicy::default().max_failures(2), move |_: serde_json::Value, _| {
             seen.fetch_add(1, Ordering::SeqCst);
             async { Err::<(), _>("nope") }
@@ -136,7 +136,7 @@ async fn failures_retry_then_dead_letter_and_unknown_tasks_too() {
     let producer = Producer::new(q.clone());
     producer.send(producer.task("flaky", &json!({}))).await.unwrap();
     producer.send(producer.task("nobody", &json!({}))).await.unwrap();
-    let worker = Worker::new(q.clone(), registry, c).unwrap().dead_letter(dlq.clone());
+    let worker = Worker::new(q.clone(), handlers, c).unwrap().dead_letter(dlq.clone());
     let report = run_for(worker, S(6)).await;
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
     assert_eq!(report.dead_lettered, 2);
@@ -151,8 +151,8 @@ async fn failures_retry_then_dead_letter_and_unknown_tasks_too() {
 async fn shutdown_leaves_nothing_invisible_on_sqs() {
     let moto = Moto::start();
     let q = moto.queue("shutdown", &CreateOptions::default()).await;
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("endless", |_: serde_json::Value, _| async {
             tokio::time::sleep(S(3600)).await;
         })
@@ -164,7 +164,7 @@ async fn shutdown_leaves_nothing_invisible_on_sqs() {
     let mut c = config();
     c.shutdown_deadline_secs = 1;
     c.visibility_timeout_secs = 300;
-    let report = run_for(Worker::new(q.clone(), registry, c).unwrap(), S(3)).await;
+    let report = run_for(Worker::new(q.clone(), handlers, c).unwrap(), S(3)).await;
     assert_eq!(report.released, 3);
     let attributes = q.attributes().await.unwrap();
     assert_eq!((attributes.in_flight, attributes.visible), (0, 3), "{attributes:?}");

@@ -20,19 +20,19 @@ const S: fn(u64) -> Duration = Duration::from_secs;
 type Runs = Arc<Mutex<Vec<(String, String, u32)>>>;
 
 /// `doomed` always ends with `end`; `refund` (its on_fail task) and `fine` succeed.
-fn registry(runs: &Runs, policy: TaskPolicy, end: fn() -> TaskResult) -> Handlers {
-    let mut registry = Handlers::new();
+fn handlers(runs: &Runs, policy: TaskPolicy, end: fn() -> TaskResult) -> Handlers {
+    let mut handlers = Handlers::new();
     for (name, policy) in [("doomed", policy), ("refund", TaskPolicy::default()), ("fine", TaskPolicy::default())] {
         let seen = runs.clone();
         let doomed = name == "doomed";
-        registry
+        handlers
             .task_with(name, policy, move |_: serde_json::Value, ctx: TaskContext| {
                 seen.lock().unwrap().push((ctx.task.clone(), ctx.exec_id.clone(), ctx.attempt));
                 async move { if doomed { end() } else { TaskResult::Success } }
             })
             .unwrap();
     }
-    registry
+    handlers
 }
 
 fn count(runs: &Runs, task: &str) -> usize {
@@ -42,11 +42,11 @@ fn count(runs: &Runs, task: &str) -> usize {
 /// Runs a worker on `queue` for `time` of (paused) time.
 async fn run_for<Q: Queue + Clone>(
     queue: &Q,
-    registry: Handlers,
+    handlers: Handlers,
     config: Config,
     time: Duration,
 ) -> chassis_tasks::Report {
-    let worker = Worker::new(queue.clone(), registry, config).unwrap().with_clock(tokio_wall);
+    let worker = Worker::new(queue.clone(), handlers, config).unwrap().with_clock(tokio_wall);
     let stop = CancellationToken::new();
     let handle = tokio::spawn(worker.run(stop.clone()));
     tokio::time::sleep(time).await;
@@ -60,10 +60,10 @@ async fn an_exhausted_task_without_a_dead_letter_queue_runs_max_failures_times_a
     let q = MemoryQueue::new("q");
     let runs = Runs::default();
     let policy = TaskPolicy::default().max_failures(3).on_fail("refund");
-    let registry = registry(&runs, policy, || TaskResult::Failure("card declined".into()));
+    let handlers = handlers(&runs, policy, || TaskResult::Failure("card declined".into()));
     let producer = Producer::new(q.clone());
     producer.send(producer.task("doomed", &json!({"order": 7}))).await.unwrap();
-    let report = run_for(&q, registry, Config::new("q"), S(3600)).await;
+    let report = run_for(&q, handlers, Config::new("q"), S(3600)).await;
     assert_eq!(count(&runs, "doomed"), 3, "{:?}", runs.lock().unwrap());
     assert_eq!(count(&runs, "refund"), 1, "{:?}", runs.lock().unwrap());
     assert_eq!(report.discarded, 1);
@@ -76,10 +76,10 @@ async fn abandon_and_exhausted_retries_end_once_too() {
     for end in [(|| TaskResult::Abandon("no such customer".into())) as fn() -> TaskResult, || TaskResult::Retry(None)] {
         let q = MemoryQueue::new("q");
         let runs = Runs::default();
-        let registry = registry(&runs, TaskPolicy::default().max_failures(2).on_fail("refund"), end);
+        let handlers = handlers(&runs, TaskPolicy::default().max_failures(2).on_fail("refund"), end);
         let producer = Producer::new(q.clone());
         producer.send(producer.task("doomed", &json!({}))).await.unwrap();
-        run_for(&q, registry, Config::new("q"), S(3600)).await;
+        run_for(&q, handlers, Config::new("q"), S(3600)).await;
         let expected_runs = if matches!(end(), TaskResult::Abandon(_)) { 1 } else { 2 };
         assert_eq!(count(&runs, "doomed"), expected_runs);
         assert_eq!(count(&runs, "refund"), 1);
@@ -91,7 +91,7 @@ async fn abandon_and_exhausted_retries_end_once_too() {
 async fn the_configured_dead_letter_queue_is_opened_by_name_and_gets_each_end_once() {
     let q = MemoryQueue::new("q");
     let runs = Runs::default();
-    let registry = registry(&runs, TaskPolicy::default().max_failures(2), || TaskResult::Failure("nope".into()));
+    let handlers = handlers(&runs, TaskPolicy::default().max_failures(2), || TaskResult::Failure("nope".into()));
     let producer = Producer::new(q.clone());
     producer.send(producer.task("doomed", &json!({}))).await.unwrap();
     producer.send(producer.task("nobody_handles_this", &json!({}))).await.unwrap();
@@ -99,7 +99,7 @@ async fn the_configured_dead_letter_queue_is_opened_by_name_and_gets_each_end_on
     let mut config = Config::new("q");
     config.dead_letter_queue = Some("q-dead".into()); // APP_TASKS__DEAD_LETTER_QUEUE
     config.unknown_task_receives = 2;
-    let report = run_for(&q, registry, config, S(3600)).await;
+    let report = run_for(&q, handlers, config, S(3600)).await;
     let dead = drain(&q.sibling("q-dead").await.unwrap()).await;
     let mut reasons: Vec<_> = dead.iter().map(|m| m.attributes[DEAD_LETTER_REASON].clone()).collect();
     reasons.sort();
@@ -144,7 +144,7 @@ async fn a_dead_letter_queue_that_cannot_be_opened_keeps_the_worker_not_ready_an
     config.dead_letter_queue = Some("q-dead".into());
     let runs = Runs::default();
     let worker =
-        Worker::new(Plain(q.clone()), registry(&runs, TaskPolicy::default(), || TaskResult::Success), config).unwrap();
+        Worker::new(Plain(q.clone()), handlers(&runs, TaskPolicy::default(), || TaskResult::Success), config).unwrap();
     let health = worker.health();
     let stop = CancellationToken::new();
     let handle = tokio::spawn(worker.run(stop.clone()));
@@ -175,7 +175,7 @@ async fn unknown_and_malformed_messages_without_a_dead_letter_queue_end_once() {
 async fn a_lost_delete_of_an_exhausted_task_sends_its_on_fail_again_with_the_same_exec_id() {
     let q = FaultyQueue::new(MemoryQueue::new("q"));
     let runs = Runs::default();
-    let registry = registry(&runs, TaskPolicy::default().max_failures(1).on_fail("refund"), || {
+    let handlers = handlers(&runs, TaskPolicy::default().max_failures(1).on_fail("refund"), || {
         TaskResult::Failure("declined".into())
     });
     let producer = Producer::new(q.clone());
@@ -183,7 +183,7 @@ async fn a_lost_delete_of_an_exhausted_task_sends_its_on_fail_again_with_the_sam
     q.lose_deletes(1); // the exhausted message's delete is lost: it comes back
     let mut config = Config::new("q");
     config.visibility_timeout_secs = 30;
-    run_for(&q, registry, config, S(600)).await;
+    run_for(&q, handlers, config, S(600)).await;
     assert_eq!(q.deletes_lost(), 1);
     let runs = runs.lock().unwrap().clone();
     let refunds: Vec<_> = runs.iter().filter(|(t, _, _)| t == "refund").map(|(_, e, _)| e.clone()).collect();
@@ -199,11 +199,11 @@ async fn a_task_due_in_an_hour_runs_as_attempt_one_even_with_a_redrive_policy() 
     let dead = MemoryQueue::new("dead");
     let q = MemoryQueue::builder("q").redrive(dead.clone(), 2).build();
     let runs = Runs::default();
-    let registry = registry(&runs, TaskPolicy::default(), || TaskResult::Success);
+    let handlers = handlers(&runs, TaskPolicy::default(), || TaskResult::Success);
     let _ = tokio_wall();
     let producer = Producer::new(q.clone()).with_clock(tokio_wall);
     producer.send(producer.task("fine", &json!({})).at(tokio_wall() + S(3600))).await.unwrap();
-    let worker = run_for(&q, registry, Config::new("q"), S(3500));
+    let worker = run_for(&q, handlers, Config::new("q"), S(3500));
     let report = worker.await;
     assert_eq!(count(&runs, "fine"), 0, "not before it is due");
     assert!(report.received >= 3, "postponed several times (15 minutes at most each)");
@@ -214,7 +214,7 @@ async fn a_task_due_in_an_hour_runs_as_attempt_one_even_with_a_redrive_policy() 
 }
 
 fn registry_fine(runs: &Runs) -> Handlers {
-    registry(runs, TaskPolicy::default(), || TaskResult::Success)
+    handlers(runs, TaskPolicy::default(), || TaskResult::Success)
 }
 
 #[tokio::test(start_paused = true)]
@@ -229,8 +229,8 @@ async fn a_postponed_unknown_task_keeps_its_retry_budget_for_when_it_is_known() 
     run_for(&q, Handlers::new(), config.clone(), S(45)).await;
     // … then one that knows it runs it from attempt 1, for all its 3 attempts.
     let runs = Runs::default();
-    let registry = registry(&runs, TaskPolicy::default().max_failures(3), || TaskResult::Failure("x".into()));
-    run_for(&q, registry, config, S(3600)).await;
+    let handlers = handlers(&runs, TaskPolicy::default().max_failures(3), || TaskResult::Failure("x".into()));
+    run_for(&q, handlers, config, S(3600)).await;
     let attempts: Vec<u32> = runs.lock().unwrap().iter().map(|(_, _, a)| *a).collect();
     assert_eq!(attempts, [1, 2, 3]);
 }

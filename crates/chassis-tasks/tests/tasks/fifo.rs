@@ -26,10 +26,10 @@ type Plan = fn(group: &str, step: u32, attempt: u32) -> TaskResult;
 
 /// One task, `step`, whose attributes are `{"group": .., "step": n}`; `plan`
 /// says how each run ends; `slow` steps take that long.
-fn registry(runs: &Runs, plan: Plan, slow: Option<(u32, Duration)>) -> Handlers {
+fn handlers(runs: &Runs, plan: Plan, slow: Option<(u32, Duration)>) -> Handlers {
     let seen = runs.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task_with("step", TaskPolicy::default().max_failures(5), move |args: serde_json::Value, ctx: TaskContext| {
             let group = args["group"].as_str().unwrap_or_default().to_owned();
             let step = u32::try_from(args["step"].as_u64().unwrap_or_default()).unwrap_or_default();
@@ -44,7 +44,7 @@ fn registry(runs: &Runs, plan: Plan, slow: Option<(u32, Duration)>) -> Handlers 
             }
         })
         .unwrap();
-    registry
+    handlers
 }
 
 fn config(concurrency: usize) -> Config {
@@ -68,10 +68,10 @@ async fn send_steps(queue: &MemoryQueue, order: &[(&str, u32)]) {
 
 fn start(
     queue: &MemoryQueue,
-    registry: Handlers,
+    handlers: Handlers,
     config: Config,
 ) -> (CancellationToken, tokio::task::JoinHandle<chassis_tasks::Report>) {
-    let worker = Worker::new(queue.clone(), registry, config).unwrap().with_clock(tokio_wall);
+    let worker = Worker::new(queue.clone(), handlers, config).unwrap().with_clock(tokio_wall);
     let stop = CancellationToken::new();
     (stop.clone(), tokio::spawn(worker.run(stop)))
 }
@@ -137,7 +137,7 @@ async fn a_fifo_group_stays_in_order_when_a_message_fails() {
     let plan: Plan = |_, step, attempt| {
         if step == 1 && attempt == 1 { TaskResult::Failure("first try fails".into()) } else { TaskResult::Success }
     };
-    let (stop, handle) = start(&q, registry(&runs, plan, None), config(4));
+    let (stop, handle) = start(&q, handlers(&runs, plan, None), config(4));
     tokio::time::sleep(S(30)).await;
     stop.cancel();
     let report = handle.await.unwrap();
@@ -167,7 +167,7 @@ async fn interleaved_groups_with_retries_stay_in_order() {
         };
         let mut c = config(concurrency);
         c.backoff = Backoff::new(Progression::Linear, S(3), S(30));
-        let (stop, handle) = start(&q, registry(&runs, plan, Some((4, S(2)))), c);
+        let (stop, handle) = start(&q, handlers(&runs, plan, Some((4, S(2)))), c);
         tokio::time::sleep(S(120)).await;
         stop.cancel();
         let report = handle.await.unwrap();
@@ -191,7 +191,7 @@ async fn a_postponed_step_holds_back_its_group() {
     producer.send(first).await.unwrap();
     send_steps(&q, &[("g", 2), ("g", 3)]).await;
     let runs = Runs::default();
-    let (stop, handle) = start(&q, registry(&runs, |_, _, _| TaskResult::Success, None), config(4));
+    let (stop, handle) = start(&q, handlers(&runs, |_, _, _| TaskResult::Success, None), config(4));
     tokio::time::sleep(S(40)).await;
     assert!(runs.lock().unwrap().is_empty(), "nothing of the group runs before its first step: {runs:?}");
     tokio::time::sleep(S(60)).await;
@@ -211,7 +211,7 @@ async fn a_worker_stopped_mid_group_hands_it_back_in_order() {
     let mut c = config(10);
     c.shutdown_deadline_secs = 1;
     let slow: Plan = |_, _, _| TaskResult::Success;
-    let (stop, handle) = start(&q, registry(&runs, slow, Some((1, S(600)))), c.clone());
+    let (stop, handle) = start(&q, handlers(&runs, slow, Some((1, S(600)))), c.clone());
     tokio::time::sleep(S(2)).await;
     stop.cancel();
     handle.await.unwrap();
@@ -219,7 +219,7 @@ async fn a_worker_stopped_mid_group_hands_it_back_in_order() {
     let attributes = q.attributes().await.unwrap();
     assert_eq!((attributes.visible, attributes.in_flight), (5, 0), "the groups were handed back");
 
-    let (stop, handle) = start(&q, registry(&runs, |_, _, _| TaskResult::Success, None), c);
+    let (stop, handle) = start(&q, handlers(&runs, |_, _, _| TaskResult::Success, None), c);
     tokio::time::sleep(S(10)).await;
     stop.cancel();
     assert_eq!(handle.await.unwrap().succeeded, 5);

@@ -44,8 +44,8 @@ async fn flood(dead_letter: bool, hook: bool) {
     let mut attributes = std::collections::BTreeMap::new();
     attributes.insert("task_name".to_owned(), "\u{0}weird name".to_owned());
     q.send(Outgoing::new("not json").attributes(attributes)).await.unwrap();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task_with("t", TaskPolicy::default().max_failures(1), |_: serde_json::Value, _| async {
             TaskResult::Failure("no".into())
         })
@@ -53,7 +53,7 @@ async fn flood(dead_letter: bool, hook: bool) {
     let mut c = config();
     c.unknown_task_receives = 1;
     c.concurrency = 10;
-    let mut worker = Worker::new(q.clone(), registry, c).unwrap().with_clock(tokio_wall);
+    let mut worker = Worker::new(q.clone(), handlers, c).unwrap().with_clock(tokio_wall);
     if dead_letter {
         worker = worker.dead_letter(MemoryQueue::new("dlq"));
     }

@@ -46,19 +46,19 @@ impl Queue for NotCancelSafe {
 }
 
 /// `quick` takes a second; `endless` an hour.
-fn registry() -> Handlers {
-    let mut registry = Handlers::new();
-    registry
+fn handlers() -> Handlers {
+    let mut handlers = Handlers::new();
+    handlers
         .task("quick", |_: serde_json::Value, _| async {
             tokio::time::sleep(S(1)).await;
         })
         .unwrap();
-    registry
+    handlers
         .task("endless", |_: serde_json::Value, _| async {
             tokio::time::sleep(S(3600)).await;
         })
         .unwrap();
-    registry
+    handlers
 }
 
 async fn send(memory: &MemoryQueue, task: &str, n: usize) {
@@ -79,7 +79,7 @@ async fn stop_after<Q: Queue + Clone>(
     let mut c = config();
     c.shutdown_deadline_secs = deadline_secs;
     c.concurrency = 10;
-    let worker = Worker::new(queue, registry(), c).unwrap().with_clock(tokio_wall);
+    let worker = Worker::new(queue, handlers(), c).unwrap().with_clock(tokio_wall);
     let stop = CancellationToken::new();
     let mut handle = tokio::spawn(worker.run(stop.clone()));
     fault();

@@ -46,14 +46,14 @@ async fn a_message_in_the_python_shape_is_consumed() {
     q.send(Outgoing::new(r#"{"to": "a@b.c", "retries": 2}"#).attributes(attributes)).await.unwrap();
     let seen = Arc::new(Mutex::new(None));
     let slot = seen.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("send_email", move |attrs: serde_json::Value, ctx: TaskContext| {
             *slot.lock().unwrap() = Some((attrs, ctx));
             async {}
         })
         .unwrap();
-    let running = start(&q, None, registry, config());
+    let running = start(&q, None, handlers, config());
     tokio::time::sleep(Duration::from_secs(3)).await;
     running.finish().await;
     let (attrs, ctx) = seen.lock().unwrap().clone().expect("consumed");

@@ -23,9 +23,9 @@ struct Job {
 async fn successful_tasks_are_deleted() {
     let q = MemoryQueue::new("q");
     let done = Arc::new(AtomicU32::new(0));
-    let mut registry = Handlers::new();
+    let mut handlers = Handlers::new();
     let seen = done.clone();
-    registry
+    handlers
         .task("add", move |job: Job, _ctx: TaskContext| {
             let seen = seen.clone();
             async move {
@@ -37,7 +37,7 @@ async fn successful_tasks_are_deleted() {
     for n in 1..=20 {
         producer.send(producer.task("add", &Job { n })).await.unwrap();
     }
-    let running = start(&q, None, registry, config());
+    let running = start(&q, None, handlers, config());
     tokio::time::sleep(S(5)).await;
     let report = running.finish().await;
     assert_eq!(done.load(Ordering::SeqCst), 210);
@@ -52,8 +52,8 @@ async fn failures_retry_with_backoff_then_on_fail_and_dead_letter() {
     let dlq = MemoryQueue::new("dlq");
     let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = attempts.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task_with(
             "flaky",
             TaskPolicy::default().max_failures(3).on_fail("flaky_failed"),
@@ -63,10 +63,10 @@ async fn failures_retry_with_backoff_then_on_fail_and_dead_letter() {
             },
         )
         .unwrap();
-    registry.task("flaky_failed", |job: Job, _| async move { job.n == 7 }).unwrap();
+    handlers.task("flaky_failed", |job: Job, _| async move { job.n == 7 }).unwrap();
     let producer = Producer::new(q.clone());
     producer.send(producer.task("flaky", &Job { n: 7 })).await.unwrap();
-    let running = start(&q, Some(&dlq), registry, config());
+    let running = start(&q, Some(&dlq), handlers, config());
     tokio::time::sleep(S(120)).await;
     let report = running.finish().await;
     let attempts = attempts.lock().unwrap().clone();
@@ -86,15 +86,15 @@ async fn failures_retry_with_backoff_then_on_fail_and_dead_letter() {
 #[tokio::test(start_paused = true)]
 async fn a_panicking_handler_is_a_failure_and_the_worker_survives() {
     let q = MemoryQueue::new("q");
-    let mut registry = Handlers::new();
+    let mut handlers = Handlers::new();
     let ok = Arc::new(AtomicUsize::new(0));
     let seen = ok.clone();
-    registry
+    handlers
         .task("boom", |job: Job, _| async move {
             assert!(job.n != 1, "handler bug");
         })
         .unwrap();
-    registry
+    handlers
         .task("fine", move |_: Job, _| {
             let seen = seen.clone();
             async move {
@@ -105,7 +105,7 @@ async fn a_panicking_handler_is_a_failure_and_the_worker_survives() {
     let producer = Producer::new(q.clone());
     producer.send(producer.task("boom", &Job { n: 1 })).await.unwrap();
     producer.send(producer.task("fine", &Job { n: 2 })).await.unwrap();
-    let running = start(&q, None, registry, config());
+    let running = start(&q, None, handlers, config());
     tokio::time::sleep(S(5)).await;
     assert!(running.health.consumer_alive());
     let report = running.finish().await;
@@ -141,9 +141,9 @@ async fn malformed_messages_are_dead_lettered_with_the_reason() {
     attrs.insert("task_name".to_owned(), "t".to_owned());
     q.send(Outgoing::new("not json").attributes(attrs.clone())).await.unwrap();
     q.send(Outgoing::new(r#"{"n": "seven"}"#).attributes(attrs)).await.unwrap();
-    let mut registry = Handlers::new();
-    registry.task("t", |_: Job, _| async {}).unwrap();
-    let running = start(&q, Some(&dlq), registry, config());
+    let mut handlers = Handlers::new();
+    handlers.task("t", |_: Job, _| async {}).unwrap();
+    let running = start(&q, Some(&dlq), handlers, config());
     tokio::time::sleep(S(5)).await;
     running.finish().await;
     let mut reasons: Vec<_> = drain(&dlq).await.iter().map(|m| m.attributes[DEAD_LETTER_REASON].clone()).collect();
@@ -194,8 +194,8 @@ async fn the_heartbeat_keeps_a_long_task_from_running_twice() {
     let q = MemoryQueue::new("q");
     let runs = Arc::new(AtomicUsize::new(0));
     let seen = runs.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("long", move |_: Job, _| {
             seen.fetch_add(1, Ordering::SeqCst);
             async {
@@ -207,7 +207,7 @@ async fn the_heartbeat_keeps_a_long_task_from_running_twice() {
     producer.send(producer.task("long", &Job { n: 1 })).await.unwrap();
     let mut c = config();
     c.shutdown_deadline_secs = 200;
-    let running = start(&q, None, registry, c);
+    let running = start(&q, None, handlers, c);
     tokio::time::sleep(S(150)).await;
     let report = running.finish().await;
     assert_eq!(runs.load(Ordering::SeqCst), 1);
@@ -219,13 +219,13 @@ async fn task_timeouts_and_explicit_retries() {
     let q = MemoryQueue::new("q");
     let attempts = Arc::new(AtomicU32::new(0));
     let seen = attempts.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task_with("slow", TaskPolicy::default().timeout(S(2)).max_failures(1), |_: Job, _| async {
             tokio::time::sleep(S(60)).await;
         })
         .unwrap();
-    registry
+    handlers
         .task("later", move |_: Job, ctx: TaskContext| {
             seen.store(ctx.attempt, Ordering::SeqCst);
             async move { if ctx.attempt < 2 { TaskResult::Retry(Some(S(5))) } else { TaskResult::Success } }
@@ -234,7 +234,7 @@ async fn task_timeouts_and_explicit_retries() {
     let producer = Producer::new(q.clone());
     producer.send(producer.task("slow", &Job { n: 1 })).await.unwrap();
     producer.send(producer.task("later", &Job { n: 1 })).await.unwrap();
-    let running = start(&q, None, registry, config());
+    let running = start(&q, None, handlers, config());
     tokio::time::sleep(S(20)).await;
     let report = running.finish().await;
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
@@ -245,13 +245,13 @@ async fn task_timeouts_and_explicit_retries() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_leaves_nothing_invisible() {
     let q = MemoryQueue::new("q");
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("quick", |_: Job, _| async {
             tokio::time::sleep(S(1)).await;
         })
         .unwrap();
-    registry
+    handlers
         .task("endless", |_: Job, _| async {
             tokio::time::sleep(S(3600)).await;
         })
@@ -263,7 +263,7 @@ async fn shutdown_leaves_nothing_invisible() {
     let mut c = config();
     c.concurrency = 10;
     c.shutdown_deadline_secs = 5;
-    let running = start(&q, None, registry, c);
+    let running = start(&q, None, handlers, c);
     tokio::time::sleep(S(2)).await;
     let report = running.finish().await;
     assert_eq!(report.succeeded, 3);
@@ -279,8 +279,8 @@ async fn concurrency_is_bounded_and_rolling() {
     let running_now = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let (r, p) = (running_now.clone(), peak.clone());
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("work", move |job: Job, _| {
             let (r, p) = (r.clone(), p.clone());
             async move {
@@ -299,7 +299,7 @@ async fn concurrency_is_bounded_and_rolling() {
     let mut c = config();
     c.concurrency = 4;
     c.shutdown_deadline_secs = 100;
-    let running = start(&q, None, registry, c);
+    let running = start(&q, None, handlers, c);
     tokio::time::sleep(S(20)).await;
     assert_eq!(q.attributes().await.unwrap().visible, 0, "39 quick tasks done while the slow one runs");
     let report = running.finish().await;
@@ -312,8 +312,8 @@ async fn a_task_due_later_waits_until_then() {
     let q = MemoryQueue::new("q");
     let ran_at = Arc::new(std::sync::Mutex::new(None));
     let seen = ran_at.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("scheduled", move |_: Job, _| {
             *seen.lock().unwrap() = Some(crate::support::tokio_wall());
             async {}
@@ -324,7 +324,7 @@ async fn a_task_due_later_waits_until_then() {
     // Beyond SQS's 15-minute delay: delayed 15 minutes, then hidden again until due.
     let due = crate::support::tokio_wall() + S(20 * 60);
     producer.send(producer.task("scheduled", &Job { n: 1 }).at(due)).await.unwrap();
-    let running = start(&q, None, registry, config());
+    let running = start(&q, None, handlers, config());
     tokio::time::sleep(S(19 * 60)).await;
     assert!(ran_at.lock().unwrap().is_none(), "not before it is due");
     tokio::time::sleep(S(2 * 60)).await;
@@ -399,8 +399,8 @@ async fn transient_queue_errors_back_off_report_to_health_and_recover() {
     let flaky = Flaky { inner: memory.clone(), failures_left: Arc::new(AtomicUsize::new(5)) };
     let done = Arc::new(AtomicUsize::new(0));
     let seen = done.clone();
-    let mut registry = Handlers::new();
-    registry
+    let mut handlers = Handlers::new();
+    handlers
         .task("t", move |_: Job, _| {
             seen.fetch_add(1, Ordering::SeqCst);
             async {}
@@ -410,7 +410,7 @@ async fn transient_queue_errors_back_off_report_to_health_and_recover() {
     producer.send(producer.task("t", &Job { n: 1 })).await.unwrap();
     let mut c = config();
     c.concurrency = 10; // one poller
-    let worker = chassis_tasks::Worker::new(flaky, registry, c).unwrap();
+    let worker = chassis_tasks::Worker::new(flaky, handlers, c).unwrap();
     let health = worker.health();
     let stop = tokio_util::sync::CancellationToken::new();
     let handle = tokio::spawn(worker.run(stop.clone()));
@@ -444,11 +444,11 @@ async fn metrics_count_tasks_by_outcome() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let q = MemoryQueue::new("q");
-    let mut registry = Handlers::new();
-    registry.task("t", |job: Job, _| async move { job.n != 2 }).unwrap();
+    let mut handlers = Handlers::new();
+    handlers.task("t", |job: Job, _| async move { job.n != 2 }).unwrap();
     // Metric handles are registered when the worker is built.
     let worker =
-        metrics::with_local_recorder(&recorder, || chassis_tasks::Worker::new(q.clone(), registry, config())).unwrap();
+        metrics::with_local_recorder(&recorder, || chassis_tasks::Worker::new(q.clone(), handlers, config())).unwrap();
     let producer = Producer::new(q.clone());
     producer.send(producer.task("t", &Job { n: 1 })).await.unwrap();
     producer.send(producer.task("t", &Job { n: 2 })).await.unwrap();

@@ -8,7 +8,7 @@
 //! `task_span/*` isolates the per-task cost: creating the task span alone, and
 //! with its trace context started (a new root, or continuing a parsed
 //! `traceparent`), next to the time one task takes in the worker.
-#![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout, clippy::cast_precision_loss)]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::cast_precision_loss)]
 
 #[path = "support/noop.rs"]
 mod noop;
@@ -23,11 +23,17 @@ use tracing_subscriber::prelude::*;
 
 const BATCH: u64 = 50_000;
 
-/// Sends `BATCH` no-op tasks (inside a traced span when `traced`), then runs a
+/// Sends `n` no-op tasks (inside a traced span when `traced`), then runs a
 /// worker until all are done; the time from its start to the last completion.
-async fn run(traced: bool) -> Duration {
+async fn run(traced: bool, n: u64) -> Duration {
+    let memory = send(traced, n).await;
+    noop::run_noops(memory, n).await
+}
+
+/// Sends `n` no-op tasks to a new memory queue, inside a traced span when `traced`.
+async fn send(traced: bool, n: u64) -> MemoryQueue {
     let memory = MemoryQueue::new("bench");
-    let send = noop::send_noops(memory.clone(), BATCH);
+    let send = noop::send_noops(memory.clone(), n);
     if traced {
         let span = tracing::info_span!("request", traceparent = tracing::field::Empty);
         chassis_trace::start(&span, None);
@@ -35,7 +41,7 @@ async fn run(traced: bool) -> Duration {
     } else {
         send.await;
     }
-    noop::run_noops(memory, BATCH).await
+    memory
 }
 
 fn task_span() -> tracing::Span {
@@ -55,13 +61,28 @@ fn bench(c: &mut Criterion) {
     let log = chassis_log::Config::new("bench", "1.0.0").format(chassis_log::Format::Json);
     tracing_subscriber::registry().with(chassis_log::JsonLayer::new(&log, std::io::sink).unwrap()).init();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // `TRACE_COUNT=<traced|untraced>[-send]:<n>`: send and run only n tasks
+    // (with `-send`: only send them), then exit, for an instruction count with
+    // valgrind's callgrind (BENCHMARKS.md), which the machine's load does not
+    // move; the worker's share is the difference.
+    #[allow(clippy::disallowed_methods)] // a bench switch, not a setting
+    if let Ok(spec) = std::env::var("TRACE_COUNT") {
+        let (variant, n) = spec.split_once(':').expect("TRACE_COUNT=<traced|untraced>[-send]:<n>");
+        let (traced, n) = (variant.starts_with("traced"), n.parse().expect("a count"));
+        if variant.ends_with("-send") {
+            rt.block_on(send(traced, n));
+        } else {
+            rt.block_on(run(traced, n));
+        }
+        std::process::exit(0);
+    }
 
     let mut group = c.benchmark_group("worker_trace");
     group.throughput(Throughput::Elements(1));
     group.sample_size(10);
     for (name, traced) in [("untraced", false), ("traced", true)] {
         group.bench_function(name, |b| {
-            b.iter_custom(|iters| rt.block_on(run(traced)).mul_f64(iters as f64 / BATCH as f64));
+            b.iter_custom(|iters| rt.block_on(run(traced, BATCH)).mul_f64(iters as f64 / BATCH as f64));
         });
     }
     group.finish();

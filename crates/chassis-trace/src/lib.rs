@@ -92,6 +92,12 @@ impl Traceparent {
         // Only ASCII hex digits and dashes are written.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
+
+    /// The span id in it, 16 lowercase hex digits (as
+    /// [`TraceContext::span_id`], without an allocation).
+    pub fn span_id(&self) -> &str {
+        self.as_str().get(36..52).unwrap_or_default()
+    }
 }
 
 impl fmt::Debug for Traceparent {
@@ -106,12 +112,46 @@ impl fmt::Display for Traceparent {
     }
 }
 
-/// Writes the low `out.len()` hex digits of `value`, lowercase, most significant first.
-fn hex_into(out: &mut [u8], mut value: u128) {
+/// The value of each byte as a hex digit (either case), 0xff for the others.
+static HEX_VALUES: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// The value of `digits` (at most 32 hex digits, either case); `None` if one
+/// is not a hex digit.
+fn hex_value(digits: &[u8]) -> Option<u128> {
+    // Two 64-bit halves: cheaper than shifting a u128 per digit.
+    let half = |digits: &[u8]| {
+        digits.iter().try_fold(0u64, |value, &digit| {
+            let nibble = HEX_VALUES[usize::from(digit)];
+            (nibble < 16).then_some(value << 4 | u64::from(nibble))
+        })
+    };
+    let split = digits.len().saturating_sub(16);
+    Some(u128::from(half(&digits[..split])?) << 64 | u128::from(half(&digits[split..])?))
+}
+
+/// Writes `value`'s low `out.len() / 2` bytes as hex, lowercase, most
+/// significant first (`out.len()` even, at most 32).
+fn hex_into(out: &mut [u8], value: u128) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for byte in out.iter_mut().rev() {
-        *byte = DIGITS[(value & 0xf) as usize];
-        value >>= 4;
+    let bytes = value.to_be_bytes();
+    let bytes = &bytes[16 - out.len() / 2..];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
     }
 }
 
@@ -142,18 +182,19 @@ impl TraceContext {
     /// A later version is read by its first four fields, as the spec asks. A
     /// `tracestate` longer than 512 bytes or not visible ASCII is dropped.
     pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<Self> {
-        let mut parts = traceparent.trim().split('-');
-        let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-        if !(hex(version, 2) && hex(trace, 32) && hex(span, 16) && hex(flags, 2)) || version == "ff" {
+        // Fixed positions, `00-<32>-<16>-<2>`: a header on every request and
+        // task is read without splitting it or going through `from_str_radix`.
+        let h = traceparent.trim().as_bytes();
+        if h.len() < 55 || h[2] != b'-' || h[35] != b'-' || h[52] != b'-' {
             return None;
         }
-        if version == "00" && parts.next().is_some() {
+        let version = hex_value(&h[..2])?;
+        if version == 0xff || (h.len() > 55 && (version == 0 || h[55] != b'-')) {
             return None;
         }
-        let trace_id = u128::from_str_radix(trace, 16).ok().filter(|&id| id != 0)?;
-        let span_id = u64::from_str_radix(span, 16).ok().filter(|&id| id != 0)?;
-        let flags = u8::from_str_radix(flags, 16).ok()?;
+        let trace_id = hex_value(&h[3..35]).filter(|&id| id != 0)?;
+        let span_id = u64::try_from(hex_value(&h[36..52])?).ok().filter(|&id| id != 0)?;
+        let flags = u8::try_from(hex_value(&h[53..55])?).ok()?;
         let state = tracestate
             .map(str::trim)
             .filter(|s| {
@@ -391,6 +432,16 @@ mod tests {
         assert_eq!(upper.traceparent(), EXAMPLE, "written in lowercase");
         let future = TraceContext::parse(&format!("cc{}-what-comes-next", &EXAMPLE[2..]), None).unwrap();
         assert_eq!(future.traceparent(), EXAMPLE, "a later version is read by its first fields");
+    }
+
+    #[test]
+    fn the_header_buffer_reads_as_the_strings() {
+        let ctx = TraceContext::parse(EXAMPLE, None).unwrap();
+        let header = ctx.header();
+        assert_eq!(header.as_str(), EXAMPLE);
+        assert_eq!(header.span_id(), ctx.span_id());
+        assert_eq!(header.to_string(), ctx.traceparent());
+        assert_eq!(format!("{header:?}"), format!("{EXAMPLE:?}"));
     }
 
     #[test]

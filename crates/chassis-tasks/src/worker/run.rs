@@ -49,6 +49,15 @@ impl<Q: Queue + Clone> Run<Q> {
             Admission::Run(envelope, registered) => (envelope, registered),
             Admission::Not(outcome) => return self.apply(&message, outcome).await,
         };
+        let link = task_trace(envelope.trace.as_ref(), message.receive_count);
+        let parent = match link {
+            TraceLink::Parent(parent) => Some(parent),
+            TraceLink::Link(_) | TraceLink::None => None,
+        };
+        // The span's trace is in its fields from its creation (a record
+        // after it would make the log layer render the span again).
+        let context = chassis_trace::TraceContext::next(parent);
+        let (traceparent, parent_header) = (context.header(), parent.map(chassis_trace::TraceContext::header));
         let span = tracing::error_span!(
             target: "chassis::task",
             "task",
@@ -57,22 +66,13 @@ impl<Q: Queue + Clone> Run<Q> {
             attempt = message.receive_count,
             job_id = envelope.job.as_ref().map(|j| j.id.as_str()),
             job_name = envelope.job.as_ref().map(|j| j.name.as_str()),
-            traceparent = tracing::field::Empty,
-            trace_parent_span_id = tracing::field::Empty,
+            traceparent = traceparent.as_str(),
+            trace_parent_span_id = parent_header.as_ref().map(chassis_trace::Traceparent::span_id),
             trace_link = tracing::field::Empty,
         );
-        match task_trace(envelope.trace.as_ref(), message.receive_count) {
-            TraceLink::Parent(parent) => {
-                span.record("trace_parent_span_id", parent.span_id());
-                chassis_trace::start(&span, Some(parent));
-            }
-            TraceLink::Link(previous) => {
-                chassis_trace::start(&span, None);
-                chassis_trace::link(&span, previous);
-            }
-            TraceLink::None => {
-                chassis_trace::start(&span, None);
-            }
+        chassis_trace::start_recorded(&span, parent, context);
+        if let TraceLink::Link(previous) = link {
+            chassis_trace::link(&span, previous);
         }
         async {
             let outcome = self.execute(&message, &envelope, registered).await;

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,8 +136,8 @@ impl TaskPolicy {
     }
 }
 
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// A boxed, sendable future (futures-util's, `'static`).
+pub type BoxFuture<T> = futures_util::future::BoxFuture<'static, T>;
 
 /// A handler, erased: the JSON body in, a future of the result out; `Err` when
 /// the body is not JSON or does not fit the attribute type.

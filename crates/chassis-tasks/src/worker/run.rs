@@ -1,6 +1,8 @@
 //! The run of one task: decode, trace, handler — up to the [`Outcome`] it
 //! comes to, which [`Run::apply`] (in `outcome.rs`) then applies.
 
+use futures_util::FutureExt as _;
+
 use super::outcome::{Cause, Outcome};
 use super::*;
 
@@ -168,7 +170,9 @@ impl<Q: Queue + Clone> Run<Q> {
         let result = {
             // A panic in the handler is caught here and counts as a failure.
             let run = async {
-                let caught = CatchUnwind { future };
+                let caught = std::panic::AssertUnwindSafe(future)
+                    .catch_unwind()
+                    .map(|caught| caught.unwrap_or_else(|payload| panicked(payload.as_ref())));
                 match timeout {
                     Some(limit) => match tokio::time::timeout(limit, caught).await {
                         Ok(result) => result,
@@ -232,25 +236,11 @@ impl<Q: Queue + Clone> Run<Q> {
     }
 }
 
-/// Runs a handler's future, turning a panic into a failure.
-struct CatchUnwind {
-    future: crate::handler::BoxFuture<TaskResult>,
-}
-
-impl Future for CatchUnwind {
-    type Output = TaskResult;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<TaskResult> {
-        let future = &mut self.future;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(payload) => {
-                let message = panic_message(payload.as_ref());
-                tracing::error!(panic = %message, "task handler panicked");
-                std::task::Poll::Ready(TaskResult::Failure(format!("panicked: {message}")))
-            }
-        }
-    }
+/// A handler's panic: logged, and a failure of the run.
+fn panicked(payload: &(dyn std::any::Any + Send)) -> TaskResult {
+    let message = panic_message(payload);
+    tracing::error!(panic = %message, "task handler panicked");
+    TaskResult::Failure(format!("panicked: {message}"))
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -57,14 +57,43 @@ struct State {
 
 #[derive(Debug)]
 struct Entry {
-    body: String,
-    attributes: std::collections::BTreeMap<String, String>,
+    /// Shared with the receives under way: a receive copies it into its
+    /// `Message` after the lock is released, not while every other caller waits.
+    payload: Arc<Payload>,
     group_id: Option<String>,
     receive_count: u32,
     /// Bumped on every receive and visibility change: heap items of an older
     /// version are stale.
     version: u64,
     status: Status,
+}
+
+/// What a message carries.
+#[derive(Debug)]
+struct Payload {
+    body: String,
+    attributes: std::collections::BTreeMap<String, String>,
+}
+
+/// A message taken under the lock, made into a [`Message`] after it.
+struct Taken {
+    id: u64,
+    receive_count: u32,
+    payload: Arc<Payload>,
+    group_id: Option<String>,
+}
+
+impl Taken {
+    fn into_message(self) -> Message {
+        Message {
+            id: self.id.to_string(),
+            receipt: receipt(self.id, self.receive_count),
+            body: self.payload.body.clone(),
+            attributes: self.payload.attributes.clone(),
+            receive_count: self.receive_count,
+            group_id: self.group_id,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,8 +226,7 @@ impl MemoryQueue {
             state.dedup.insert(dedup, (now, id));
         }
         let entry = Entry {
-            body: message.body,
-            attributes: message.attributes,
+            payload: Arc::new(Payload { body: message.body, attributes: message.attributes }),
             group_id: message.group_id,
             receive_count: 0,
             version: 0,
@@ -217,6 +245,12 @@ impl MemoryQueue {
 
     /// Takes up to `max` visible messages, hiding them for `visibility`.
     fn take(&self, max: usize, visibility: Duration) -> (Vec<Message>, Option<Instant>) {
+        let (taken, next) = self.take_locked(max, visibility);
+        (taken.into_iter().map(Taken::into_message).collect(), next)
+    }
+
+    /// [`take`](Self::take)'s part under the lock.
+    fn take_locked(&self, max: usize, visibility: Duration) -> (Vec<Taken>, Option<Instant>) {
         let now = Instant::now();
         let mut state = self.state();
         let state = &mut *state;
@@ -259,7 +293,11 @@ impl MemoryQueue {
             if let Some((dead_letter, max_receives)) = &self.inner.redrive {
                 if entry.receive_count >= *max_receives {
                     if let Some(entry) = state.entries.remove(&id) {
-                        let moved = Outgoing::new(entry.body).attributes(entry.attributes);
+                        let payload = Arc::try_unwrap(entry.payload).unwrap_or_else(|shared| Payload {
+                            body: shared.body.clone(),
+                            attributes: shared.attributes.clone(),
+                        });
+                        let moved = Outgoing::new(payload.body).attributes(payload.attributes);
                         let moved = match entry.group_id {
                             Some(group) => moved.fifo(group, format!("redrive-{id}")),
                             None => moved,
@@ -273,12 +311,10 @@ impl MemoryQueue {
             entry.version += 1;
             entry.status = Status::InFlight;
             state.hidden.push(Reverse((now + visibility, entry.version, id)));
-            out.push(Message {
-                id: id.to_string(),
-                receipt: receipt(id, entry.receive_count),
-                body: entry.body.clone(),
-                attributes: entry.attributes.clone(),
+            out.push(Taken {
+                id,
                 receive_count: entry.receive_count,
+                payload: entry.payload.clone(),
                 group_id: entry.group_id.clone(),
             });
         }

@@ -132,12 +132,16 @@ static HEX_VALUES: [u8; 256] = {
 /// The value of `digits` (at most 32 hex digits, either case); `None` if one
 /// is not a hex digit.
 fn hex_value(digits: &[u8]) -> Option<u128> {
-    // Two 64-bit halves: cheaper than shifting a u128 per digit.
+    // Two 64-bit halves (cheaper than shifting a u128 per digit), without a
+    // branch per digit: a non-digit's 0xff shows in the OR of all of them.
     let half = |digits: &[u8]| {
-        digits.iter().try_fold(0u64, |value, &digit| {
+        let (mut value, mut seen) = (0u64, 0u8);
+        for &digit in digits {
             let nibble = HEX_VALUES[usize::from(digit)];
-            (nibble < 16).then_some(value << 4 | u64::from(nibble))
-        })
+            seen |= nibble;
+            value = value << 4 | u64::from(nibble & 0xf);
+        }
+        (seen < 16).then_some(value)
     };
     let split = digits.len().saturating_sub(16);
     Some(u128::from(half(&digits[..split])?) << 64 | u128::from(half(&digits[split..])?))

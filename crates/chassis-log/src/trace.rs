@@ -81,27 +81,25 @@ pub(crate) enum Id {
 
 impl Id {
     pub(crate) fn new(id: &str) -> Self {
-        let mut bytes = [0; INLINE_ID];
-        match (bytes.get_mut(..id.len()), u8::try_from(id.len())) {
-            (Some(inline), Ok(len)) => {
-                inline.copy_from_slice(id.as_bytes());
-                Self::Inline { len, bytes }
-            }
-            _ => Self::Shared(id.into()),
-        }
+        Self::inline(id.as_bytes()).unwrap_or_else(|| Self::Shared(id.into()))
     }
 
     /// `hex` (ASCII hex digits, as `from_traceparent` checked) in lowercase.
     fn lowercase(hex: &[u8]) -> Self {
-        let mut bytes = [0; INLINE_ID];
-        match (bytes.get_mut(..hex.len()), u8::try_from(hex.len())) {
-            (Some(inline), Ok(len)) => {
-                inline.copy_from_slice(hex);
-                inline.make_ascii_lowercase();
+        match Self::inline(hex) {
+            Some(Self::Inline { len, mut bytes }) => {
+                bytes.make_ascii_lowercase();
                 Self::Inline { len, bytes }
             }
             _ => Self::Shared(String::from_utf8_lossy(hex).to_ascii_lowercase().into()),
         }
+    }
+
+    /// `text` copied inline, if it fits.
+    fn inline(text: &[u8]) -> Option<Self> {
+        let mut bytes = [0; INLINE_ID];
+        bytes.get_mut(..text.len())?.copy_from_slice(text);
+        Some(Self::Inline { len: u8::try_from(text.len()).ok()?, bytes })
     }
 
     pub(crate) fn as_str(&self) -> &str {

@@ -96,6 +96,8 @@ impl Traceparent {
     /// The span id in it, 16 lowercase hex digits (as
     /// [`TraceContext::span_id`], without an allocation).
     pub fn span_id(&self) -> &str {
+        // Sliced from the whole value: checking 16 bytes alone as UTF-8
+        // takes longer than 55 (too short for the word-at-a-time path).
         self.as_str().get(36..52).unwrap_or_default()
     }
 }
@@ -112,50 +114,62 @@ impl fmt::Display for Traceparent {
     }
 }
 
-/// The value of each byte as a hex digit (either case), 0xff for the others.
-static HEX_VALUES: [u8; 256] = {
-    let mut table = [0xff; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-/// The value of `digits` (at most 32 hex digits, either case); `None` if one
-/// is not a hex digit.
-fn hex_value(digits: &[u8]) -> Option<u128> {
-    // Two 64-bit halves (cheaper than shifting a u128 per digit), without a
-    // branch per digit: a non-digit's 0xff shows in the OR of all of them.
-    let half = |digits: &[u8]| {
-        let (mut value, mut seen) = (0u64, 0u8);
-        for &digit in digits {
-            let nibble = HEX_VALUES[usize::from(digit)];
-            seen |= nibble;
-            value = value << 4 | u64::from(nibble & 0xf);
-        }
-        (seen < 16).then_some(value)
-    };
-    let split = digits.len().saturating_sub(16);
-    Some(u128::from(half(&digits[..split])?) << 64 | u128::from(half(&digits[split..])?))
+/// The value of 8 ASCII hex digits (either case), the first the most
+/// significant; `None` if one is not a hex digit.
+///
+/// All 8 are checked and converted at once in a `u64` (SWAR), without a
+/// branch or a table lookup per digit: a header on every request and task.
+fn hex8(digits: [u8; 8]) -> Option<u32> {
+    let x = u64::from_be_bytes(digits);
+    if x & HIGH_BITS != 0 {
+        return None;
+    }
+    // Per byte, all below 0x80 now (so no sum carries into the next byte):
+    // its high bit set where the byte is at least `low`.
+    let at_least = |x: u64, low: u8| x.wrapping_add(ONES * u64::from(0x80 - low)) & HIGH_BITS;
+    let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
+    let folded = x | ONES * 0x20; // 'A'..='F' as 'a'..='f'
+    let letter = at_least(folded, b'a') & !at_least(folded, b'f' + 1);
+    if digit | letter != HIGH_BITS {
+        return None;
+    }
+    // A digit's value is its low nibble; a letter's, its low nibble + 9.
+    let nibbles = (x & ONES * 0x0f) + (letter >> 7) * 9;
+    // One nibble per byte, the first in the top byte, packed into 32 bits.
+    let packed = (nibbles | nibbles >> 4) & 0x00ff_00ff_00ff_00ff;
+    let packed = (packed | packed >> 8) & 0x0000_ffff_0000_ffff;
+    Some((packed | packed >> 16) as u32)
 }
 
-/// Writes `value`'s low `out.len() / 2` bytes as hex, lowercase, most
-/// significant first (`out.len()` even, at most 32).
+/// The value of 16 hex digits (either case), the first the most
+/// significant; `None` if one is not a hex digit.
+fn hex16(digits: &[u8]) -> Option<u64> {
+    let (high, low) = (digits.get(..8)?, digits.get(8..16)?);
+    Some(u64::from(hex8(high.try_into().ok()?)?) << 32 | u64::from(hex8(low.try_into().ok()?)?))
+}
+
+/// `value` as 8 lowercase hex digits, the most significant first ([`hex8`]'s
+/// inverse, as branch-free).
+fn hex8_of(value: u32) -> [u8; 8] {
+    // Spread the nibbles one per byte, the most significant in the top byte.
+    let x = u64::from(value);
+    let x = (x << 16 | x) & 0x0000_ffff_0000_ffff;
+    let x = (x << 8 | x) & 0x00ff_00ff_00ff_00ff;
+    let x = (x << 4 | x) & 0x0f0f_0f0f_0f0f_0f0f;
+    // '0' + n, and 39 more ('a' - '0' - 10) where n is 10 or more.
+    let ten_up = ((x + ONES * 6) & ONES * 0x10) >> 4;
+    (x + ONES * u64::from(b'0') + ten_up * 39).to_be_bytes()
+}
+
+/// Writes `value`'s low `out.len() * 4` bits as lowercase hex, the most
+/// significant first (`out.len()` a multiple of 8, at most 32).
 fn hex_into(out: &mut [u8], value: u128) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let bytes = value.to_be_bytes();
-    let bytes = &bytes[16 - out.len() / 2..];
-    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    let chunks = out.len() / 8;
+    for (i, chunk) in out.chunks_exact_mut(8).enumerate() {
+        chunk.copy_from_slice(&hex8_of((value >> (32 * (chunks - 1 - i))) as u32));
     }
 }
 
@@ -188,17 +202,22 @@ impl TraceContext {
     pub fn parse(traceparent: &str, tracestate: Option<&str>) -> Option<Self> {
         // Fixed positions, `00-<32>-<16>-<2>`: a header on every request and
         // task is read without splitting it or going through `from_str_radix`.
-        let h = traceparent.trim().as_bytes();
+        let h = traceparent.trim_ascii().as_bytes();
         if h.len() < 55 || h[2] != b'-' || h[35] != b'-' || h[52] != b'-' {
             return None;
         }
-        let version = hex_value(&h[..2])?;
+        // The 2-digit fields padded to 8 digits, for `hex8`.
+        let byte = |at: usize| hex8([b'0', b'0', b'0', b'0', b'0', b'0', h[at], h[at + 1]]);
+        let version = byte(0)?;
         if version == 0xff || (h.len() > 55 && (version == 0 || h[55] != b'-')) {
             return None;
         }
-        let trace_id = hex_value(&h[3..35]).filter(|&id| id != 0)?;
-        let span_id = u64::try_from(hex_value(&h[36..52])?).ok().filter(|&id| id != 0)?;
-        let flags = u8::try_from(hex_value(&h[53..55])?).ok()?;
+        let trace_id = u128::from(hex16(&h[3..19])?) << 64 | u128::from(hex16(&h[19..35])?);
+        if trace_id == 0 {
+            return None;
+        }
+        let span_id = hex16(&h[36..52]).filter(|&id| id != 0)?;
+        let flags = u8::try_from(byte(53)?).ok()?;
         let state = tracestate
             .map(str::trim)
             .filter(|s| {
@@ -255,7 +274,7 @@ impl TraceContext {
         out[35] = b'-';
         hex_into(&mut out[36..52], u128::from(self.span_id));
         out[52] = b'-';
-        hex_into(&mut out[53..55], u128::from(self.flags));
+        out[53..].copy_from_slice(&hex8_of(u32::from(self.flags))[6..]);
         Traceparent(out)
     }
 
@@ -491,6 +510,51 @@ mod tests {
             let _i = inner.enter();
             assert_eq!(current(), Some(ctx));
         });
+    }
+
+    /// Every byte value in every position of 8 digits: read as a digit
+    /// exactly when it is one, with the value `from_str_radix` gives.
+    #[test]
+    fn eight_digits_at_once_read_each_byte_as_one_at_a_time_would() {
+        for at in 0..8 {
+            for byte in 0..=255u8 {
+                let mut digits = *b"9aF04c7e";
+                digits[at] = byte;
+                let one_at_a_time = std::str::from_utf8(&digits)
+                    .ok()
+                    .filter(|s| s.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .and_then(|s| u32::from_str_radix(s, 16).ok());
+                assert_eq!(hex8(digits), one_at_a_time, "byte {byte:#04x} at {at}");
+            }
+        }
+        assert_eq!(hex8(*b"00000000"), Some(0));
+        assert_eq!(hex8(*b"FFFFffff"), Some(u32::MAX));
+    }
+
+    proptest! {
+        #[test]
+        fn hex_is_written_as_format_writes_it(value: u32) {
+            prop_assert_eq!(hex8_of(value).to_vec(), format!("{value:08x}").into_bytes());
+            prop_assert_eq!(hex8(hex8_of(value)), Some(value));
+        }
+
+        /// Headers of the right shape made of hex digits, near-digits
+        /// (`g`, `G`, `/`, `:`, `@`, `` ` ``) and dashes, against a reference
+        /// that reads each field with `from_str_radix`.
+        #[test]
+        fn parses_as_a_field_by_field_reference(s in "[0-9a-gA-G/:@`-]{2}-[0-9a-gA-G/:@`]{32}-[0-9a-gA-G:`]{16}-[0-9a-fA-Fg]{2}") {
+            let field = |range: std::ops::Range<usize>| {
+                let f = &s[range];
+                f.bytes().all(|b| b.is_ascii_hexdigit()).then(|| u128::from_str_radix(f, 16).ok()).flatten()
+            };
+            let reference = (|| {
+                let version = field(0..2)?;
+                let (trace_id, span_id, flags) = (field(3..35)?, field(36..52)?, field(53..55)?);
+                (version != 0xff && trace_id != 0 && span_id != 0).then_some((trace_id, span_id as u64, flags as u8 & 1))
+            })();
+            let parsed = TraceContext::parse(&s, None).map(|c| (c.trace_id, c.span_id, c.flags));
+            prop_assert_eq!(parsed, reference);
+        }
     }
 
     proptest! {

@@ -131,13 +131,13 @@ fn hex8(digits: [u8; 8]) -> Option<u32> {
     // its high bit set where the byte is at least `low`.
     let at_least = |x: u64, low: u8| x.wrapping_add(ONES * u64::from(0x80 - low)) & HIGH_BITS;
     let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
-    let folded = x | ONES * 0x20; // 'A'..='F' as 'a'..='f'
+    let folded = x | (ONES * 0x20); // 'A'..='F' as 'a'..='f'
     let letter = at_least(folded, b'a') & !at_least(folded, b'f' + 1);
     if digit | letter != HIGH_BITS {
         return None;
     }
     // A digit's value is its low nibble; a letter's, its low nibble + 9.
-    let nibbles = (x & ONES * 0x0f) + (letter >> 7) * 9;
+    let nibbles = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
     // One nibble per byte, the first in the top byte, packed into 32 bits.
     let packed = (nibbles | nibbles >> 4) & 0x00ff_00ff_00ff_00ff;
     let packed = (packed | packed >> 8) & 0x0000_ffff_0000_ffff;
@@ -160,7 +160,7 @@ fn hex8_of(value: u32) -> [u8; 8] {
     let x = (x << 8 | x) & 0x00ff_00ff_00ff_00ff;
     let x = (x << 4 | x) & 0x0f0f_0f0f_0f0f_0f0f;
     // '0' + n, and 39 more ('a' - '0' - 10) where n is 10 or more.
-    let ten_up = ((x + ONES * 6) & ONES * 0x10) >> 4;
+    let ten_up = ((x + ONES * 6) & (ONES * 0x10)) >> 4;
     (x + ONES * u64::from(b'0') + ten_up * 39).to_be_bytes()
 }
 

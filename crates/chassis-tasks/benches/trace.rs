@@ -5,9 +5,10 @@
 //! `traced`: each carries the producer's `traceparent`, parsed by the worker
 //! and continued as the task span's parent — the whole propagation path.
 //!
-//! `task_span/*` isolates the per-task cost: creating the task span alone, and
-//! with its trace context started (a new root, or continuing a parsed
-//! `traceparent`), next to the time one task takes in the worker.
+//! `task_span/*` isolates the per-task cost: creating the task span alone
+//! (with a fixed `traceparent`), and as the worker creates it with its trace
+//! context started (a new root, or continuing a parsed `traceparent`), next
+//! to the time one task takes in the worker.
 //!
 //! The printed `interleaved` lines: `untraced` and `traced` batches of 10 000
 //! tasks run alternately in one process (the order swapped every pair, ABBA),
@@ -55,7 +56,9 @@ async fn send(traced: bool, n: u64) -> MemoryQueue {
     memory
 }
 
-fn task_span() -> tracing::Span {
+/// The worker's task span (`worker/run.rs`), its trace fields given at its
+/// creation as the worker gives them.
+fn task_span(traceparent: &str, parent_span_id: Option<&str>) -> tracing::Span {
     tracing::error_span!(
         target: "chassis::task",
         "task",
@@ -63,9 +66,20 @@ fn task_span() -> tracing::Span {
         exec_id = "0b4f7d1e-8c1a-4f7e-9a53-2c1d6f0e9b1a",
         attempt = 1u32,
         job_id = tracing::field::Empty,
-        traceparent = tracing::field::Empty,
-        trace_parent_span_id = tracing::field::Empty,
+        traceparent,
+        trace_parent_span_id = parent_span_id,
     )
+}
+
+/// The task span with its trace as the worker starts it: a new trace, or
+/// the child of `sent` (a `traceparent` attribute) parsed and continued.
+fn traced_task_span(sent: Option<&str>) -> tracing::Span {
+    let parent = sent.and_then(|sent| chassis_trace::TraceContext::parse(sent, None));
+    let context = chassis_trace::TraceContext::next(parent.as_ref());
+    let parent_header = parent.as_ref().map(chassis_trace::TraceContext::header);
+    let span = task_span(context.header().as_str(), parent_header.as_ref().map(chassis_trace::Traceparent::span_id));
+    chassis_trace::start_recorded(&span, parent.as_ref(), context);
+    span
 }
 
 fn bench(c: &mut Criterion) {
@@ -100,22 +114,11 @@ fn bench(c: &mut Criterion) {
 
     let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let mut group = c.benchmark_group("task_span");
-    group.bench_function("span only", |b| b.iter(|| black_box(task_span())));
-    group.bench_function("span + new trace", |b| {
-        b.iter(|| {
-            let span = task_span();
-            chassis_trace::start(&span, None);
-            black_box(span)
-        });
-    });
+    let root = chassis_trace::TraceContext::root().header();
+    group.bench_function("span only", |b| b.iter(|| black_box(task_span(black_box(root.as_str()), None))));
+    group.bench_function("span + new trace", |b| b.iter(|| black_box(traced_task_span(None))));
     group.bench_function("span + parsed traceparent continued", |b| {
-        b.iter(|| {
-            let span = task_span();
-            let parent = chassis_trace::TraceContext::parse(black_box(sent), None).unwrap();
-            span.record("trace_parent_span_id", parent.span_id());
-            chassis_trace::start(&span, Some(&parent));
-            black_box(span)
-        });
+        b.iter(|| black_box(traced_task_span(Some(black_box(sent)))));
     });
     group.finish();
 

@@ -33,12 +33,24 @@ pub(crate) struct SpanVisitor {
     pub(crate) fields: Vec<Field>,
     pub(crate) values: String,
     pub(crate) trace: Trace,
+    /// Whether the trace fields (`traceparent`, `trace_id`, `span_id`,
+    /// `trace_sampled`) are read into `trace` as well as written as fields:
+    /// only a layer that writes Cloud Logging's trace keys needs them (the
+    /// `gcp` format with a project), and a `traceparent` is checked and
+    /// copied to be read.
+    pub(crate) read_trace: bool,
 }
 
 impl SpanVisitor {
-    /// A visitor for `fields` fields, with room for their values.
-    pub(crate) fn with_capacity(fields: usize) -> Self {
-        Self { fields: Vec::with_capacity(fields), values: String::with_capacity(fields * 24), trace: Trace::default() }
+    /// A visitor for `fields` fields, with room for their values, reading
+    /// the trace fields when `read_trace`.
+    pub(crate) fn with_capacity(fields: usize, read_trace: bool) -> Self {
+        Self {
+            fields: Vec::with_capacity(fields),
+            values: String::with_capacity(fields * 24),
+            trace: Trace::default(),
+            read_trace,
+        }
     }
 
     fn put(&mut self, field: &TracingField, write: impl FnOnce(&mut String)) {
@@ -68,21 +80,23 @@ impl SpanVisitor {
 
 impl Visit for SpanVisitor {
     fn record_str(&mut self, field: &TracingField, value: &str) {
-        match field.name() {
-            "traceparent" => {
-                if let Some(trace) = Trace::from_traceparent(value) {
-                    self.trace = trace;
+        if self.read_trace {
+            match field.name() {
+                "traceparent" => {
+                    if let Some(trace) = Trace::from_traceparent(value) {
+                        self.trace = trace;
+                    }
                 }
+                "trace_id" => self.trace.trace_id = Some(Id::new(value)),
+                "span_id" => self.trace.span_id = Some(Id::new(value)),
+                _ => {}
             }
-            "trace_id" => self.trace.trace_id = Some(Id::new(value)),
-            "span_id" => self.trace.span_id = Some(Id::new(value)),
-            _ => {}
         }
         self.put(field, |values| encode::string(values, value));
     }
 
     fn record_bool(&mut self, field: &TracingField, value: bool) {
-        if field.name() == "trace_sampled" {
+        if self.read_trace && field.name() == "trace_sampled" {
             self.trace.sampled = Some(value);
         }
         self.put(field, |values| values.push_str(if value { "true" } else { "false" }));

@@ -390,7 +390,7 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let mut visitor = SpanVisitor::with_capacity(attrs.fields().len());
+        let mut visitor = SpanVisitor::with_capacity(attrs.fields().len(), self.reads_trace());
         attrs.record(&mut visitor);
         self.store(&span, visitor);
     }

@@ -14,12 +14,18 @@ use crate::fields::{Field, SpanVisitor, write_key};
 use crate::trace::Trace;
 
 impl<W> JsonLayer<W> {
+    /// Whether spans' trace fields are read (see [`SpanVisitor::read_trace`]):
+    /// `gcp` with a project, the only lines that carry trace keys.
+    pub(super) fn reads_trace(&self) -> bool {
+        self.gcp && self.project.is_some()
+    }
+
     /// Builds what a span carries: its fields over its parent's, pre-rendered.
     ///
     /// `reuse`: the span's previous context (on `record`), whose buffers are
     /// filled again instead of allocated anew.
     fn span_context(&self, parent: Option<&SpanContext>, own: SpanVisitor, reuse: Option<SpanContext>) -> SpanContext {
-        let SpanVisitor { mut fields, mut values, trace: own_trace } = own;
+        let SpanVisitor { mut fields, mut values, trace: own_trace, .. } = own;
         let own_len = fields.len();
         let mut trace = own_trace.clone();
         if let Some(parent) = parent {
@@ -147,7 +153,7 @@ impl<W> JsonLayer<W> {
         let mut old = std::mem::take(context);
         // The own values again, then the recorded ones (the inherited ones
         // and any replaced value are left behind).
-        let mut visitor = SpanVisitor::with_capacity(old.own + fresh.fields.len());
+        let mut visitor = SpanVisitor::with_capacity(old.own + fresh.fields.len(), self.reads_trace());
         visitor.trace = std::mem::take(&mut old.own_trace);
         for field in old.fields.iter().take(old.own) {
             visitor.put_named(field.name, field.value(&old.values));
@@ -179,7 +185,7 @@ impl<W> JsonLayer<W> {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let mut fresh = fresh_visitor();
+        let mut fresh = fresh_visitor(self.reads_trace());
         values.record(&mut fresh);
         // The common case (a field declared `Empty`, given its value) needs
         // neither the parent nor a render of the span again.
@@ -237,11 +243,12 @@ thread_local! {
 
 /// An empty visitor for a record: this thread's reused one, or a new one (a
 /// record inside a record, or during the thread's teardown).
-fn fresh_visitor() -> SpanVisitor {
+fn fresh_visitor(read_trace: bool) -> SpanVisitor {
     let reused = FRESH.try_with(|cell| cell.try_borrow_mut().map(|mut cell| std::mem::take(&mut *cell)).ok());
     let mut visitor = reused.ok().flatten().unwrap_or_default();
     visitor.fields.clear();
     visitor.values.clear();
     visitor.trace = Trace::default();
+    visitor.read_trace = read_trace;
     visitor
 }

@@ -63,6 +63,11 @@ fn trace_keys_need_a_trace_context_and_a_project() {
 
     let without_project = &lines_of(&config(Format::Gcp), in_trace)[0];
     assert!(without_project.get("logging.googleapis.com/trace").is_none());
+    // Without trace keys to write, the trace fields are not read, only written.
+    assert_eq!(without_project["traceparent"], TRACEPARENT);
+    let json = &lines_of(&config(Format::Json), in_trace)[0];
+    assert_eq!(json["traceparent"], TRACEPARENT);
+    assert!(json.get("logging.googleapis.com/trace").is_none());
     let outside = &lines_of(&with_project, || tracing::info!("untraced"))[0];
     assert!(outside.get("logging.googleapis.com/trace").is_none());
 

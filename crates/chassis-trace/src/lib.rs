@@ -118,37 +118,29 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
 /// The value of 8 ASCII hex digits (either case), the first the most
-/// significant; `None` if one is not a hex digit.
+/// significant, and a mask that is zero exactly when all 8 are hex digits
+/// (otherwise the value means nothing).
 ///
 /// All 8 are checked and converted at once in a `u64` (SWAR), without a
-/// branch or a table lookup per digit: a header on every request and task.
-fn hex8(digits: [u8; 8]) -> Option<u32> {
+/// branch or a table lookup per digit, and the caller branches once for all
+/// the words of a header: a header on every request and task.
+fn hex8(digits: [u8; 8]) -> (u32, u64) {
     let x = u64::from_be_bytes(digits);
-    if x & HIGH_BITS != 0 {
-        return None;
-    }
-    // Per byte, all below 0x80 now (so no sum carries into the next byte):
-    // its high bit set where the byte is at least `low`.
+    // A byte of 0x80 or more makes the word bad here; the sums below may then
+    // carry across bytes, which no longer matters.
+    let not_ascii = x & HIGH_BITS;
+    // Per byte: its high bit set where the byte is at least `low`.
     let at_least = |x: u64, low: u8| x.wrapping_add(ONES * u64::from(0x80 - low)) & HIGH_BITS;
     let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
     let folded = x | (ONES * 0x20); // 'A'..='F' as 'a'..='f'
     let letter = at_least(folded, b'a') & !at_least(folded, b'f' + 1);
-    if digit | letter != HIGH_BITS {
-        return None;
-    }
+    let bad = not_ascii | (!(digit | letter) & HIGH_BITS);
     // A digit's value is its low nibble; a letter's, its low nibble + 9.
     let nibbles = (x & (ONES * 0x0f)) + (letter >> 7) * 9;
     // One nibble per byte, the first in the top byte, packed into 32 bits.
     let packed = (nibbles | nibbles >> 4) & 0x00ff_00ff_00ff_00ff;
     let packed = (packed | packed >> 8) & 0x0000_ffff_0000_ffff;
-    Some((packed | packed >> 16) as u32)
-}
-
-/// The value of 16 hex digits (either case), the first the most
-/// significant; `None` if one is not a hex digit.
-fn hex16(digits: &[u8]) -> Option<u64> {
-    let (high, low) = (digits.get(..8)?, digits.get(8..16)?);
-    Some(u64::from(hex8(high.try_into().ok()?)?) << 32 | u64::from(hex8(low.try_into().ok()?)?))
+    ((packed | packed >> 16) as u32, bad)
 }
 
 /// `value` as 8 lowercase hex digits, the most significant first ([`hex8`]'s
@@ -206,25 +198,32 @@ impl TraceContext {
         if h.len() < 55 || h[2] != b'-' || h[35] != b'-' || h[52] != b'-' {
             return None;
         }
-        // The 2-digit fields padded to 8 digits, for `hex8`.
-        let byte = |at: usize| hex8([b'0', b'0', b'0', b'0', b'0', b'0', h[at], h[at + 1]]);
-        let version = byte(0)?;
-        if version == 0xff || (h.len() > 55 && (version == 0 || h[55] != b'-')) {
+        let word = |at: usize| {
+            let mut digits = [0; 8];
+            digits.copy_from_slice(&h[at..at + 8]);
+            hex8(digits)
+        };
+        // The two 2-digit fields in one word, `00<version>00<flags>`.
+        let (small, bad_small) = hex8([b'0', b'0', h[0], h[1], b'0', b'0', h[53], h[54]]);
+        let trace = [word(3), word(11), word(19), word(27)];
+        let span = [word(36), word(44)];
+        let bad = trace.iter().chain(&span).fold(bad_small, |bad, word| bad | word.1);
+        let (version, flags) = (small >> 16, small & 0xff);
+        if bad != 0 || version == 0xff || (h.len() > 55 && (version == 0 || h[55] != b'-')) {
             return None;
         }
-        let trace_id = u128::from(hex16(&h[3..19])?) << 64 | u128::from(hex16(&h[19..35])?);
-        if trace_id == 0 {
+        let trace_id = trace.iter().fold(0u128, |id, word| id << 32 | u128::from(word.0));
+        let span_id = span.iter().fold(0u64, |id, word| id << 32 | u64::from(word.0));
+        if trace_id == 0 || span_id == 0 {
             return None;
         }
-        let span_id = hex16(&h[36..52]).filter(|&id| id != 0)?;
-        let flags = u8::try_from(byte(53)?).ok()?;
         let state = tracestate
             .map(str::trim)
             .filter(|s| {
                 !s.is_empty() && s.len() <= MAX_TRACESTATE && s.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
             })
             .map(str::to_owned);
-        Some(Self { trace_id, span_id, flags: flags & 1, state })
+        Some(Self { trace_id, span_id, flags: (flags & 1) as u8, state })
     }
 
     /// The context of a new span: a [`child`](Self::child) of `parent`, or
@@ -282,6 +281,24 @@ impl TraceContext {
     pub fn tracestate(&self) -> Option<&str> {
         self.state.as_deref()
     }
+}
+
+/// The span id in `traceparent` as it was written there, when it is 16
+/// lowercase hex digits at its place (`00-<32>-<16>-<2>`, lowercase as the
+/// spec has senders write it, W3C Trace Context §3.2): a slice of the value,
+/// for a log field such as a span's parent id, without writing the id anew.
+/// `None` otherwise (uppercase digits, or not a `traceparent`); then take it
+/// from the parsed context, [`TraceContext::header`]'s
+/// [`span_id`](Traceparent::span_id).
+///
+/// ```
+/// let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// assert_eq!(chassis_trace::span_id_as_sent(sent), Some("00f067aa0ba902b7"));
+/// assert_eq!(chassis_trace::span_id_as_sent(&sent.to_ascii_uppercase()), None);
+/// ```
+pub fn span_id_as_sent(traceparent: &str) -> Option<&str> {
+    let id = traceparent.trim_ascii().get(36..52)?;
+    id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')).then_some(id)
 }
 
 /// Starts `span`'s place in a trace and puts it on the span ([`attach`]): a
@@ -524,18 +541,19 @@ mod tests {
                     .ok()
                     .filter(|s| s.bytes().all(|b| b.is_ascii_hexdigit()))
                     .and_then(|s| u32::from_str_radix(s, 16).ok());
-                assert_eq!(hex8(digits), one_at_a_time, "byte {byte:#04x} at {at}");
+                let (value, bad) = hex8(digits);
+                assert_eq!((bad == 0).then_some(value), one_at_a_time, "byte {byte:#04x} at {at}");
             }
         }
-        assert_eq!(hex8(*b"00000000"), Some(0));
-        assert_eq!(hex8(*b"FFFFffff"), Some(u32::MAX));
+        assert_eq!(hex8(*b"00000000"), (0, 0));
+        assert_eq!(hex8(*b"FFFFffff"), (u32::MAX, 0));
     }
 
     proptest! {
         #[test]
         fn hex_is_written_as_format_writes_it(value: u32) {
             prop_assert_eq!(hex8_of(value).to_vec(), format!("{value:08x}").into_bytes());
-            prop_assert_eq!(hex8(hex8_of(value)), Some(value));
+            prop_assert_eq!(hex8(hex8_of(value)), (value, 0));
         }
 
         /// Headers of the right shape made of hex digits, near-digits

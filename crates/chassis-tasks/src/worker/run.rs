@@ -59,7 +59,22 @@ impl<Q: Queue + Clone> Run<Q> {
         // The span's trace is in its fields from its creation (a record
         // after it would make the log layer render the span again).
         let context = chassis_trace::TraceContext::next(parent);
-        let (traceparent, parent_header) = (context.header(), parent.map(chassis_trace::TraceContext::header));
+        let traceparent = context.header();
+        // The sender's span id as its attribute has it (cheaper than
+        // writing it anew); written anew when the sender used uppercase.
+        let parent_header;
+        let parent_span_id = match parent {
+            Some(parent) => Some(
+                match message.attributes.get(wire::TRACEPARENT).and_then(|sent| chassis_trace::span_id_as_sent(sent)) {
+                    Some(sent) => sent,
+                    None => {
+                        parent_header = parent.header();
+                        parent_header.span_id()
+                    }
+                },
+            ),
+            None => None,
+        };
         let span = tracing::error_span!(
             target: "chassis::task",
             "task",
@@ -69,7 +84,7 @@ impl<Q: Queue + Clone> Run<Q> {
             job_id = envelope.job.as_ref().map(|j| j.id.as_str()),
             job_name = envelope.job.as_ref().map(|j| j.name.as_str()),
             traceparent = traceparent.as_str(),
-            trace_parent_span_id = parent_header.as_ref().map(chassis_trace::Traceparent::span_id),
+            trace_parent_span_id = parent_span_id,
             trace_link = tracing::field::Empty,
         );
         chassis_trace::start_recorded(&span, parent, context);

@@ -62,3 +62,48 @@ async fn a_message_in_the_python_shape_is_consumed() {
     assert_eq!(ctx.job, None, "\"unknown\" reads as no job");
     assert_eq!(ctx.attempt, 1);
 }
+
+/// A sender's `traceparent` attribute, in lowercase as the spec has senders
+/// write it, and in uppercase (read as well): the task continues the sender's
+/// trace, and its lines name the sender's span, always in lowercase.
+#[tokio::test(start_paused = true)]
+async fn a_traceparent_in_either_case_is_continued_and_logged_in_lowercase() {
+    let capture = chassis_testkit::logs::capture(&chassis_log::Config::new("tasks-test", "0.0.0"));
+    let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for traceparent in [sent.to_owned(), sent.to_ascii_uppercase()] {
+        let before = capture.len();
+        let q = MemoryQueue::new("q");
+        let mut attributes = BTreeMap::new();
+        for (k, v) in [
+            ("task_name", "traced"),
+            ("exec_id", "6f1c1c1e-8a39-4c9c-9f6a-3c1a2b3c4d5e"),
+            ("when", "01/01/20 00:00:00"),
+            ("job_id", "unknown"),
+            ("job_name", "unknown"),
+            ("traceparent", traceparent.as_str()),
+        ] {
+            attributes.insert(k.to_owned(), v.to_owned());
+        }
+        q.send(Outgoing::new("{}").attributes(attributes)).await.unwrap();
+        let seen = Arc::new(Mutex::new(None));
+        let slot = seen.clone();
+        let mut handlers = Handlers::new();
+        handlers
+            .task("traced", move |_: serde_json::Value, _| {
+                *slot.lock().unwrap() = chassis_trace::current();
+                tracing::info!("inside the traced task");
+                async {}
+            })
+            .unwrap();
+        let running = start(&q, None, handlers, config());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        running.finish().await;
+        let context = seen.lock().unwrap().clone().expect("the task ran inside a trace");
+        assert_eq!(context.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736", "{traceparent}: the sender's trace");
+        assert_ne!(context.span_id(), "00f067aa0ba902b7", "a span of its own");
+        let logs = capture.lines_since(before);
+        let line = logs.find(|l| l["message"] == "inside the traced task").expect("the task's line");
+        assert_eq!(line["trace_parent_span_id"], "00f067aa0ba902b7", "{traceparent}");
+        assert_eq!(line["traceparent"], context.traceparent().as_str());
+    }
+}

@@ -103,22 +103,25 @@ pub(crate) fn encode_body(task: &str, body: String, exec_id: &str, when: SystemT
     Outgoing::new(body).attributes(attrs)
 }
 
-/// Reads a message's task attributes; the body is parsed once, by the task's
-/// handler, straight into its attribute type.
-pub(crate) fn decode(message: &Message) -> Result<Envelope, Malformed> {
+/// Reads a message's task attributes, and gives its `traceparent` attribute
+/// as sent (the worker logs the sender's span id from it); the body is parsed
+/// once, by the task's handler, straight into its attribute type.
+pub(crate) fn decode(message: &Message) -> Result<(Envelope, Option<&str>), Malformed> {
     let task = message.attributes.get(TASK_NAME).filter(|t| !t.is_empty()).ok_or(Malformed::NoTaskName)?.clone();
     let known = |key: &str| message.attributes.get(key).filter(|v| !v.is_empty() && v.as_str() != UNKNOWN).cloned();
     let job = match (known(JOB_ID), known(JOB_NAME)) {
         (Some(id), name) => Some(JobRef { id, name: name.unwrap_or_else(|| UNKNOWN.to_owned()) }),
         (None, _) => None,
     };
-    Ok(Envelope {
+    let sent = message.attributes.get(TRACEPARENT).map(String::as_str);
+    let envelope = Envelope {
         task,
         exec_id: message.attributes.get(EXEC_ID).cloned().unwrap_or_default(),
         when: message.attributes.get(WHEN).and_then(|w| parse_when(w)),
         job,
-        trace: message.attributes.get(TRACEPARENT).and_then(|t| chassis_trace::TraceContext::parse(t, None)),
-    })
+        trace: sent.and_then(|t| chassis_trace::TraceContext::parse(t, None)),
+    };
+    Ok((envelope, sent))
 }
 
 /// `dd/mm/yy HH:MM:SS` in UTC, as Python's `strftime("%d/%m/%y %H:%M:%S")`.
@@ -200,12 +203,12 @@ mod tests {
 
         let mut message = Message::for_test("{}");
         message.attributes = traced.attributes;
-        assert_eq!(decode(&message).unwrap().trace, Some(trace));
+        assert_eq!(decode(&message).unwrap().0.trace, Some(trace));
         message.attributes.remove(TRACEPARENT);
-        let envelope = decode(&message).unwrap();
+        let (envelope, _) = decode(&message).unwrap();
         assert_eq!((envelope.task.as_str(), envelope.trace), ("t", None));
         message.attributes.insert(TRACEPARENT.into(), "garbage".into());
-        assert_eq!(decode(&message).unwrap().trace, None, "a bad traceparent is no trace, not a bad task");
+        assert_eq!(decode(&message).unwrap().0.trace, None, "a bad traceparent is no trace, not a bad task");
     }
 
     #[test]
@@ -213,11 +216,11 @@ mod tests {
         let mut message = Message::for_test("{}");
         message.attributes.insert(TASK_NAME.into(), "t".into());
         message.attributes.insert(JOB_ID.into(), UNKNOWN.into());
-        assert_eq!(decode(&message).unwrap().job, None);
+        assert_eq!(decode(&message).unwrap().0.job, None);
         message.attributes.insert(JOB_ID.into(), "j-1".into());
         message.attributes.insert(JOB_NAME.into(), "import".into());
-        assert_eq!(decode(&message).unwrap().job, Some(JobRef { id: "j-1".into(), name: "import".into() }));
+        assert_eq!(decode(&message).unwrap().0.job, Some(JobRef { id: "j-1".into(), name: "import".into() }));
         message.attributes.remove(TASK_NAME);
-        assert_eq!(decode(&message), Err(Malformed::NoTaskName));
+        assert_eq!(decode(&message).map(|(envelope, _)| envelope), Err(Malformed::NoTaskName));
     }
 }

@@ -205,15 +205,15 @@ impl TraceContext {
         };
         // The two 2-digit fields in one word, `00<version>00<flags>`.
         let (small, bad_small) = hex8([b'0', b'0', h[0], h[1], b'0', b'0', h[53], h[54]]);
-        let trace = [word(3), word(11), word(19), word(27)];
-        let span = [word(36), word(44)];
-        let bad = trace.iter().chain(&span).fold(bad_small, |bad, word| bad | word.1);
+        let ((t0, bad0), (t1, bad1), (t2, bad2), (t3, bad3)) = (word(3), word(11), word(19), word(27));
+        let ((s0, bad4), (s1, bad5)) = (word(36), word(44));
+        let bad = bad_small | bad0 | bad1 | bad2 | bad3 | bad4 | bad5;
         let (version, flags) = (small >> 16, small & 0xff);
         if bad != 0 || version == 0xff || (h.len() > 55 && (version == 0 || h[55] != b'-')) {
             return None;
         }
-        let trace_id = trace.iter().fold(0u128, |id, word| id << 32 | u128::from(word.0));
-        let span_id = span.iter().fold(0u64, |id, word| id << 32 | u64::from(word.0));
+        let trace_id = u128::from(t0) << 96 | u128::from(t1) << 64 | u128::from(t2) << 32 | u128::from(t3);
+        let span_id = u64::from(s0) << 32 | u64::from(s1);
         if trace_id == 0 || span_id == 0 {
             return None;
         }
@@ -297,8 +297,17 @@ impl TraceContext {
 /// assert_eq!(chassis_trace::span_id_as_sent(&sent.to_ascii_uppercase()), None);
 /// ```
 pub fn span_id_as_sent(traceparent: &str) -> Option<&str> {
-    let id = traceparent.trim_ascii().get(36..52)?;
-    id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')).then_some(id)
+    let id = traceparent.trim_ascii_start().get(36..52)?;
+    let lowercase_hex = |half: &[u8]| {
+        let mut digits = [0; 8];
+        digits.copy_from_slice(half);
+        // A hex digit (`hex8`'s mask), and no letter without its 0x20 bit.
+        let x = u64::from_be_bytes(digits);
+        let upper = !(x << 2) & ((x & (ONES * 0x40)) << 1);
+        hex8(digits).1 | (upper & HIGH_BITS) == 0
+    };
+    let bytes = id.as_bytes();
+    (lowercase_hex(&bytes[..8]) && lowercase_hex(&bytes[8..])).then_some(id)
 }
 
 /// Starts `span`'s place in a trace and puts it on the span ([`attach`]): a
@@ -547,6 +556,24 @@ mod tests {
         }
         assert_eq!(hex8(*b"00000000"), (0, 0));
         assert_eq!(hex8(*b"FFFFffff"), (u32::MAX, 0));
+    }
+
+    /// Every byte value in every place of the span id: sliced exactly when
+    /// all 16 are lowercase hex digits.
+    #[test]
+    fn the_span_id_is_sliced_only_in_lowercase_hex() {
+        for at in 36..52 {
+            for byte in 0..=255u8 {
+                let mut sent = EXAMPLE.as_bytes().to_vec();
+                sent[at] = byte;
+                let Ok(sent) = String::from_utf8(sent) else { continue };
+                let reference =
+                    sent.get(36..52).filter(|id| id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+                assert_eq!(span_id_as_sent(&sent), reference, "byte {byte:#04x} at {at}");
+            }
+        }
+        assert_eq!(span_id_as_sent(&format!("  {EXAMPLE}")), Some("00f067aa0ba902b7"));
+        assert_eq!(span_id_as_sent("00-4bf9"), None);
     }
 
     proptest! {

@@ -30,8 +30,8 @@ fn task_trace(sent: Option<&chassis_trace::TraceContext>, attempt: u32) -> Trace
 
 /// Whether a received message runs here now.
 enum Admission<'a> {
-    /// It runs, with this handler.
-    Run(Envelope, &'a Registered),
+    /// It runs, with this handler; and the message's `traceparent` as sent.
+    Run(Envelope, &'a Registered, Option<&'a str>),
     /// It does not: what it comes to instead.
     Not(Outcome),
 }
@@ -47,8 +47,8 @@ impl<Q: Queue + Clone> Run<Q> {
     /// deleted, or its delete is queued) rather than staying in the queue.
     pub(super) async fn process(&self, mut message: Message) -> bool {
         self.shared.correct_attempt(&mut message);
-        let (envelope, registered) = match self.admit(&message) {
-            Admission::Run(envelope, registered) => (envelope, registered),
+        let (envelope, registered, sent) = match self.admit(&message) {
+            Admission::Run(envelope, registered, sent) => (envelope, registered, sent),
             Admission::Not(outcome) => return self.apply(&message, outcome).await,
         };
         let link = task_trace(envelope.trace.as_ref(), message.receive_count);
@@ -64,15 +64,13 @@ impl<Q: Queue + Clone> Run<Q> {
         // writing it anew); written anew when the sender used uppercase.
         let parent_header;
         let parent_span_id = match parent {
-            Some(parent) => Some(
-                match message.attributes.get(wire::TRACEPARENT).and_then(|sent| chassis_trace::span_id_as_sent(sent)) {
-                    Some(sent) => sent,
-                    None => {
-                        parent_header = parent.header();
-                        parent_header.span_id()
-                    }
-                },
-            ),
+            Some(parent) => Some(match sent.and_then(chassis_trace::span_id_as_sent) {
+                Some(sent) => sent,
+                None => {
+                    parent_header = parent.header();
+                    parent_header.span_id()
+                }
+            }),
             None => None,
         };
         let span = tracing::error_span!(
@@ -103,12 +101,12 @@ impl<Q: Queue + Clone> Run<Q> {
     /// the outcome of a message that does not run: released (the shutdown
     /// deadline passed), rejected (malformed), postponed (due later, or no
     /// handler here) or rejected (no handler after `unknown_task_receives`).
-    fn admit(&self, message: &Message) -> Admission<'_> {
+    fn admit<'a>(&'a self, message: &'a Message) -> Admission<'a> {
         if self.hard_stop.is_cancelled() {
             return Admission::Not(Outcome::Released);
         }
-        let mut envelope = match wire::decode(message) {
-            Ok(envelope) => envelope,
+        let (mut envelope, sent) = match wire::decode(message) {
+            Ok(decoded) => decoded,
             Err(malformed) => return Admission::Not(Outcome::Rejected { reason: malformed.to_string(), ctx: None }),
         };
         if envelope.exec_id.is_empty() {
@@ -125,7 +123,7 @@ impl<Q: Queue + Clone> Run<Q> {
             }
         }
         match self.shared.handlers.tasks.get(&envelope.task) {
-            Some(registered) => Admission::Run(envelope, registered),
+            Some(registered) => Admission::Run(envelope, registered, sent),
             None => Admission::Not(self.unknown(message, &envelope)),
         }
     }

@@ -103,25 +103,32 @@ pub(crate) fn encode_body(task: &str, body: String, exec_id: &str, when: SystemT
     Outgoing::new(body).attributes(attrs)
 }
 
-/// Reads a message's task attributes, and gives its `traceparent` attribute
-/// as sent (the worker logs the sender's span id from it); the body is parsed
-/// once, by the task's handler, straight into its attribute type.
-pub(crate) fn decode(message: &Message) -> Result<(Envelope, Option<&str>), Malformed> {
+/// Reads a message's task attributes, and the sender's span id as text when
+/// it sent a trace (the worker logs it); the body is parsed once, by the
+/// task's handler, straight into its attribute type.
+pub(crate) fn decode(message: &Message) -> Result<(Envelope, Option<chassis_trace::SpanIdText<'_>>), Malformed> {
     let task = message.attributes.get(TASK_NAME).filter(|t| !t.is_empty()).ok_or(Malformed::NoTaskName)?.clone();
     let known = |key: &str| message.attributes.get(key).filter(|v| !v.is_empty() && v.as_str() != UNKNOWN).cloned();
     let job = match (known(JOB_ID), known(JOB_NAME)) {
         (Some(id), name) => Some(JobRef { id, name: name.unwrap_or_else(|| UNKNOWN.to_owned()) }),
         (None, _) => None,
     };
-    let sent = message.attributes.get(TRACEPARENT).map(String::as_str);
+    let (trace, sender_span_id) = match message
+        .attributes
+        .get(TRACEPARENT)
+        .and_then(|t| chassis_trace::TraceContext::parse_with_span_id(t, None))
+    {
+        Some((trace, span_id)) => (Some(trace), Some(span_id)),
+        None => (None, None),
+    };
     let envelope = Envelope {
         task,
         exec_id: message.attributes.get(EXEC_ID).cloned().unwrap_or_default(),
         when: message.attributes.get(WHEN).and_then(|w| parse_when(w)),
         job,
-        trace: sent.and_then(|t| chassis_trace::TraceContext::parse(t, None)),
+        trace,
     };
-    Ok((envelope, sent))
+    Ok((envelope, sender_span_id))
 }
 
 /// `dd/mm/yy HH:MM:SS` in UTC, as Python's `strftime("%d/%m/%y %H:%M:%S")`.

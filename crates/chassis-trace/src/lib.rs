@@ -114,6 +114,27 @@ impl fmt::Display for Traceparent {
     }
 }
 
+/// A span id as text, 16 lowercase hex digits, without an allocation: for a
+/// log field such as a span's parent id ([`TraceContext::parse_with_span_id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanIdText<'a> {
+    /// Sliced from the `traceparent` the sender wrote (in lowercase, as the
+    /// spec has senders write it, W3C Trace Context §3.2).
+    Sent(&'a str),
+    /// Written out from the parsed context: the sender used uppercase.
+    Written(Traceparent),
+}
+
+impl SpanIdText<'_> {
+    /// The span id: 16 lowercase hex digits.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Sent(id) => id,
+            Self::Written(header) => header.span_id(),
+        }
+    }
+}
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
@@ -226,6 +247,30 @@ impl TraceContext {
         Some(Self { trace_id, span_id, flags: (flags & 1) as u8, state })
     }
 
+    /// [`parse`](Self::parse), and the sender's span id as text for a log
+    /// field (the new span's parent id): sliced from `traceparent` when it
+    /// is in lowercase, as senders write it, rather than written out anew.
+    ///
+    /// ```
+    /// use chassis_trace::{SpanIdText, TraceContext};
+    ///
+    /// let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// let (context, span_id) = TraceContext::parse_with_span_id(sent, None).unwrap();
+    /// assert_eq!((span_id, span_id.as_str()), (SpanIdText::Sent("00f067aa0ba902b7"), "00f067aa0ba902b7"));
+    /// assert_eq!(context.span_id(), span_id.as_str());
+    /// let upper = sent.to_ascii_uppercase();
+    /// let (_, span_id) = TraceContext::parse_with_span_id(&upper, None).unwrap();
+    /// assert_eq!(span_id.as_str(), "00f067aa0ba902b7");
+    /// ```
+    pub fn parse_with_span_id<'a>(traceparent: &'a str, tracestate: Option<&str>) -> Option<(Self, SpanIdText<'a>)> {
+        let context = Self::parse(traceparent, tracestate)?;
+        let span_id = match span_id_as_sent(traceparent) {
+            Some(sent) => SpanIdText::Sent(sent),
+            None => SpanIdText::Written(context.header()),
+        };
+        Some((context, span_id))
+    }
+
     /// The context of a new span: a [`child`](Self::child) of `parent`, or
     /// a new trace ([`root`](Self::root)) without one.
     #[must_use]
@@ -284,19 +329,8 @@ impl TraceContext {
 }
 
 /// The span id in `traceparent` as it was written there, when it is 16
-/// lowercase hex digits at its place (`00-<32>-<16>-<2>`, lowercase as the
-/// spec has senders write it, W3C Trace Context §3.2): a slice of the value,
-/// for a log field such as a span's parent id, without writing the id anew.
-/// `None` otherwise (uppercase digits, or not a `traceparent`); then take it
-/// from the parsed context, [`TraceContext::header`]'s
-/// [`span_id`](Traceparent::span_id).
-///
-/// ```
-/// let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-/// assert_eq!(chassis_trace::span_id_as_sent(sent), Some("00f067aa0ba902b7"));
-/// assert_eq!(chassis_trace::span_id_as_sent(&sent.to_ascii_uppercase()), None);
-/// ```
-pub fn span_id_as_sent(traceparent: &str) -> Option<&str> {
+/// lowercase hex digits at its place (`00-<32>-<16>-<2>`): a slice of it.
+fn span_id_as_sent(traceparent: &str) -> Option<&str> {
     let id = traceparent.trim_ascii_start().get(36..52)?;
     let lowercase_hex = |half: &[u8]| {
         let mut digits = [0; 8];

@@ -296,10 +296,12 @@ impl Begun {
         let matched = request.extensions().get::<MatchedPath>().cloned(); // an `Arc<str>` inside
         let route = matched.as_ref().map(MatchedPath::as_str);
         let method_index = method_index(request.method());
-        let caller = {
-            let incoming = |name: &HeaderName| request.headers().get(name).and_then(|v| v.to_str().ok());
-            incoming(&TRACEPARENT_HEADER)
-                .and_then(|traceparent| chassis_trace::TraceContext::parse(traceparent, incoming(&TRACESTATE_HEADER)))
+        let incoming = |name: &HeaderName| request.headers().get(name).and_then(|v| v.to_str().ok());
+        let (caller, caller_span_id) = match incoming(&TRACEPARENT_HEADER).and_then(|traceparent| {
+            chassis_trace::TraceContext::parse_with_span_id(traceparent, incoming(&TRACESTATE_HEADER))
+        }) {
+            Some((caller, span_id)) => (Some(caller), Some(span_id)),
+            None => (None, None),
         };
         let probe = observe.is_probe(route);
         let span = if probe {
@@ -318,7 +320,7 @@ impl Begun {
                 request_id = id,
                 "http.response.status_code" = tracing::field::Empty,
                 traceparent = traceparent.as_str(),
-                trace_parent_span_id = caller.as_ref().map(chassis_trace::TraceContext::span_id),
+                trace_parent_span_id = caller_span_id.as_ref().map(chassis_trace::SpanIdText::as_str),
             );
             chassis_trace::start_recorded(&span, caller.as_ref(), context);
             span

@@ -30,8 +30,8 @@ fn task_trace(sent: Option<&chassis_trace::TraceContext>, attempt: u32) -> Trace
 
 /// Whether a received message runs here now.
 enum Admission<'a> {
-    /// It runs, with this handler; and the message's `traceparent` as sent.
-    Run(Envelope, &'a Registered, Option<&'a str>),
+    /// It runs, with this handler; and the sender's span id, if it sent a trace.
+    Run(Envelope, &'a Registered, Option<chassis_trace::SpanIdText<'a>>),
     /// It does not: what it comes to instead.
     Not(Outcome),
 }
@@ -47,32 +47,19 @@ impl<Q: Queue + Clone> Run<Q> {
     /// deleted, or its delete is queued) rather than staying in the queue.
     pub(super) async fn process(&self, mut message: Message) -> bool {
         self.shared.correct_attempt(&mut message);
-        let (envelope, registered, sent) = match self.admit(&message) {
-            Admission::Run(envelope, registered, sent) => (envelope, registered, sent),
+        let (envelope, registered, sender_span_id) = match self.admit(&message) {
+            Admission::Run(envelope, registered, sender_span_id) => (envelope, registered, sender_span_id),
             Admission::Not(outcome) => return self.apply(&message, outcome).await,
         };
         let link = task_trace(envelope.trace.as_ref(), message.receive_count);
-        let parent = match link {
-            TraceLink::Parent(parent) => Some(parent),
-            TraceLink::Link(_) | TraceLink::None => None,
+        let (parent, parent_span_id) = match link {
+            TraceLink::Parent(parent) => (Some(parent), sender_span_id),
+            TraceLink::Link(_) | TraceLink::None => (None, None),
         };
         // The span's trace is in its fields from its creation (a record
         // after it would make the log layer render the span again).
         let context = chassis_trace::TraceContext::next(parent);
         let traceparent = context.header();
-        // The sender's span id as its attribute has it (cheaper than
-        // writing it anew); written anew when the sender used uppercase.
-        let parent_header;
-        let parent_span_id = match parent {
-            Some(parent) => Some(match sent.and_then(chassis_trace::span_id_as_sent) {
-                Some(sent) => sent,
-                None => {
-                    parent_header = parent.header();
-                    parent_header.span_id()
-                }
-            }),
-            None => None,
-        };
         let span = tracing::error_span!(
             target: "chassis::task",
             "task",
@@ -82,7 +69,7 @@ impl<Q: Queue + Clone> Run<Q> {
             job_id = envelope.job.as_ref().map(|j| j.id.as_str()),
             job_name = envelope.job.as_ref().map(|j| j.name.as_str()),
             traceparent = traceparent.as_str(),
-            trace_parent_span_id = parent_span_id,
+            trace_parent_span_id = parent_span_id.as_ref().map(chassis_trace::SpanIdText::as_str),
             trace_link = tracing::field::Empty,
         );
         chassis_trace::start_recorded(&span, parent, context);
@@ -105,7 +92,7 @@ impl<Q: Queue + Clone> Run<Q> {
         if self.hard_stop.is_cancelled() {
             return Admission::Not(Outcome::Released);
         }
-        let (mut envelope, sent) = match wire::decode(message) {
+        let (mut envelope, sender_span_id) = match wire::decode(message) {
             Ok(decoded) => decoded,
             Err(malformed) => return Admission::Not(Outcome::Rejected { reason: malformed.to_string(), ctx: None }),
         };
@@ -123,7 +110,7 @@ impl<Q: Queue + Clone> Run<Q> {
             }
         }
         match self.shared.handlers.tasks.get(&envelope.task) {
-            Some(registered) => Admission::Run(envelope, registered, sent),
+            Some(registered) => Admission::Run(envelope, registered, sender_span_id),
             None => Admission::Not(self.unknown(message, &envelope)),
         }
     }

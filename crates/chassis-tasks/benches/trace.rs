@@ -89,11 +89,14 @@ fn bench(c: &mut Criterion) {
     // `TRACE_COUNT=<traced|untraced>[-send]:<n>`: send and run only n tasks
     // (with `-send`: only send them), then exit, for an instruction count with
     // valgrind's callgrind (BENCHMARKS.md), which the machine's load does not
-    // move; the worker's share is the difference.
+    // move; the worker's share is the difference. On one thread: with the
+    // bench's two, how often they park and how they share the heap moved the
+    // count by ±500 instructions per task from round to round.
     #[allow(clippy::disallowed_methods)] // a bench switch, not a setting
     if let Ok(spec) = std::env::var("TRACE_COUNT") {
         let (variant, n) = spec.split_once(':').expect("TRACE_COUNT=<traced|untraced>[-send]:<n>");
         let (traced, n) = (variant.starts_with("traced"), n.parse().expect("a count"));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         if variant.ends_with("-send") {
             rt.block_on(send(traced, n));
         } else {

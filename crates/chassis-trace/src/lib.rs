@@ -122,7 +122,7 @@ pub enum SpanIdText<'a> {
     /// spec has senders write it, W3C Trace Context §3.2).
     Sent(&'a str),
     /// Written out from the parsed context: the sender used uppercase.
-    Written(Traceparent),
+    Written([u8; 16]),
 }
 
 impl SpanIdText<'_> {
@@ -130,7 +130,8 @@ impl SpanIdText<'_> {
     pub fn as_str(&self) -> &str {
         match self {
             Self::Sent(id) => id,
-            Self::Written(header) => header.span_id(),
+            // Only hex digits are written.
+            Self::Written(digits) => std::str::from_utf8(digits).unwrap_or_default(),
         }
     }
 }
@@ -266,7 +267,11 @@ impl TraceContext {
         let context = Self::parse(traceparent, tracestate)?;
         let span_id = match span_id_as_sent(traceparent) {
             Some(sent) => SpanIdText::Sent(sent),
-            None => SpanIdText::Written(context.header()),
+            None => {
+                let mut digits = [0; 16];
+                hex_into(&mut digits, u128::from(context.span_id));
+                SpanIdText::Written(digits)
+            }
         };
         Some((context, span_id))
     }

@@ -30,19 +30,24 @@ async fn we_send_exactly_the_python_attributes() {
     assert_eq!((m.attributes["job_id"].as_str(), m.attributes["job_name"].as_str()), ("unknown", "unknown"));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_message_in_the_python_shape_is_consumed() {
-    let q = MemoryQueue::new("q");
-    let mut attributes = BTreeMap::new();
-    for (k, v) in [
-        ("task_name", "send_email"),
+/// The five attributes the Python original sends with a task (no job).
+fn python_attributes(task: &str) -> BTreeMap<String, String> {
+    [
+        ("task_name", task),
         ("exec_id", "6f1c1c1e-8a39-4c9c-9f6a-3c1a2b3c4d5e"),
         ("when", "01/01/20 00:00:00"),
         ("job_id", "unknown"),
         ("job_name", "unknown"),
-    ] {
-        attributes.insert(k.to_owned(), v.to_owned());
-    }
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_in_the_python_shape_is_consumed() {
+    let q = MemoryQueue::new("q");
+    let attributes = python_attributes("send_email");
     q.send(Outgoing::new(r#"{"to": "a@b.c", "retries": 2}"#).attributes(attributes)).await.unwrap();
     let seen = Arc::new(Mutex::new(None));
     let slot = seen.clone();
@@ -73,17 +78,8 @@ async fn a_traceparent_in_either_case_is_continued_and_logged_in_lowercase() {
     for traceparent in [sent.to_owned(), sent.to_ascii_uppercase()] {
         let before = capture.len();
         let q = MemoryQueue::new("q");
-        let mut attributes = BTreeMap::new();
-        for (k, v) in [
-            ("task_name", "traced"),
-            ("exec_id", "6f1c1c1e-8a39-4c9c-9f6a-3c1a2b3c4d5e"),
-            ("when", "01/01/20 00:00:00"),
-            ("job_id", "unknown"),
-            ("job_name", "unknown"),
-            ("traceparent", traceparent.as_str()),
-        ] {
-            attributes.insert(k.to_owned(), v.to_owned());
-        }
+        let mut attributes = python_attributes("traced");
+        attributes.insert("traceparent".to_owned(), traceparent.clone());
         q.send(Outgoing::new("{}").attributes(attributes)).await.unwrap();
         let seen = Arc::new(Mutex::new(None));
         let slot = seen.clone();
